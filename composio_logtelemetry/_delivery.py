@@ -1,0 +1,363 @@
+"""Batches of encoded events -> requests, retried, and spooled when they can't be sent.
+
+The listener thread (or, for a handler used directly, the logging thread) adds events and
+closes batches; a few sender threads post them so that a slow endpoint costs latency, not
+throughput. Every event ends in exactly one counter: sent, rejected, spooled or dropped.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from urllib3.util.retry import Retry
+
+from . import _diagnostics
+from ._spool import Claim, Spool
+from ._transport import Outcome, Transport
+
+SENDERS = 4
+MAX_BATCH_BYTES = 1024 * 1024
+REPLAY_IDLE_RECHECK = 5.0
+UNHEALTHY_PROBE_INTERVAL = 10.0
+SPOOL_HANDOFF = 0.15
+
+
+@dataclass(eq=False)
+class Job:
+    """One request's worth of events, and where they came from."""
+
+    kind: str
+    bodies: list[str]
+    claim: Claim | None = None
+    settled: bool = False
+
+    def payload(self) -> bytes:
+        text = self.bodies[0] if self.kind == "error" else "[" + ",".join(self.bodies) + "]"
+        return text.encode("utf-8")
+
+
+@dataclass
+class _PendingBatch:
+    bodies: list[str] = field(default_factory=list)
+    size: int = 2
+    started: float = 0.0
+
+
+class Delivery:
+    """Owns batching, retries, spooling and shutdown for one handler."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        spool: Spool | None,
+        count: Callable[[str, int], None],
+        *,
+        batch_size: int,
+        flush_interval: float,
+        background: bool,
+        thread_registry: Callable[[threading.Thread], None],
+    ) -> None:
+        self.transport = transport
+        self.spool = spool
+        self._count = count
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.background = background
+        self._register_thread = thread_registry
+        self._lock = threading.Lock()
+        self._pending = _PendingBatch()
+        self._settle_lock = threading.Condition()
+        self._unsettled: set[Job] = set()
+        self._outbox: queue.Queue[Job | None] = queue.Queue(maxsize=SENDERS)
+        self._senders: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self._draining = False
+        self._to_spool = False
+        self.healthy = True
+        self._consecutive_failures = 0
+        self._next_replay = 0.0
+        self._handoff_at = float("inf")
+
+    # -- the producing side: listener thread, or the logging thread when used directly -----
+
+    def add(self, kind: str, body: str) -> None:
+        if kind == "error":
+            self._submit(Job("error", [body]))
+        else:
+            size = len(body.encode("utf-8")) + 1
+            now = time.monotonic()
+            ready: list[Job] = []
+            with self._lock:
+                pending = self._pending
+                if pending.bodies and pending.size + size > MAX_BATCH_BYTES:
+                    ready.append(Job("metric", pending.bodies))
+                    pending = self._pending = _PendingBatch()
+                if not pending.bodies:
+                    pending.started = now
+                pending.bodies.append(body)
+                pending.size += size
+                if (
+                    len(pending.bodies) >= self.batch_size
+                    or now - pending.started >= self.flush_interval
+                    or not self.background
+                ):
+                    ready.append(Job("metric", pending.bodies))
+                    self._pending = _PendingBatch()
+            for job in ready:
+                self._submit(job)
+        if self.background:
+            self._replay()
+
+    def _take_pending(self) -> Job | None:
+        bodies = self._pending.bodies
+        if not bodies:
+            return None
+        self._pending = _PendingBatch()
+        return Job("metric", bodies)
+
+    def seconds_until_due(self) -> float:
+        """How long the listener may sleep before a partial batch or a replay is due."""
+        now = time.monotonic()
+        wake = self._next_replay - now if self.spool is not None else self.flush_interval
+        if self._pending.bodies:
+            wake = min(wake, self._pending.started + self.flush_interval - now)
+        return max(0.01, min(wake, self.flush_interval))
+
+    def on_wake(self) -> None:
+        """Sends a partial batch that waited ``flush_interval``, and replays the spool."""
+        with self._lock:
+            due = (
+                self._pending.bodies
+                and time.monotonic() - self._pending.started >= self.flush_interval
+            )
+            job = self._take_pending() if due else None
+        if job is not None:
+            self._submit(job)
+        self._replay()
+
+    def send_pending(self) -> None:
+        with self._lock:
+            job = self._take_pending()
+        if job is not None:
+            self._submit(job)
+
+    def _submit(self, job: Job) -> None:
+        with self._settle_lock:
+            self._unsettled.add(job)
+        if not self.background:
+            self._deliver(job)
+            return
+        self._start_senders()
+        while True:
+            if self._to_spool or time.monotonic() >= self._handoff_at:
+                self._settle_failed(job, "shutdown timeout")
+                return
+            try:
+                self._outbox.put(job, timeout=0.05 if self.healthy else 0.0)
+                return
+            except queue.Full:
+                if not self.healthy:
+                    self._settle_failed(job, "endpoint unavailable")
+                    return
+
+    # -- replaying the spool -------------------------------------------------------------
+
+    def _replay(self) -> None:
+        if self.spool is None or self._draining:
+            return
+        now = time.monotonic()
+        if now < self._next_replay:
+            return
+        if not self.healthy:
+            self._next_replay = now + UNHEALTHY_PROBE_INTERVAL
+            if self._unsettled:
+                return  # jobs in flight already probe the endpoint
+        while not self._outbox.full():
+            try:
+                claim = self.spool.claim(self.batch_size)
+                expired = self.spool.expired_count_and_reset()
+            except Exception as exc:
+                _diagnostics.warn("spool-read", f"cannot read the spool {self.spool.path}: {exc}")
+                claim, expired = None, 0
+            if expired:
+                self._count("spool_expired", expired)
+            if claim is None:
+                self._next_replay = now + REPLAY_IDLE_RECHECK
+                return
+            job = Job(claim.kind, list(claim.bodies), claim)
+            with self._settle_lock:
+                self._unsettled.add(job)
+            try:
+                self._outbox.put_nowait(job)
+            except queue.Full:
+                self._release(job)
+                return
+            if not self.healthy:
+                return  # one probe at a time while the endpoint is down
+
+    # -- the sender side ---------------------------------------------------------------------
+
+    def _start_senders(self) -> None:
+        if self._senders:
+            return
+        for number in range(SENDERS):
+            thread = threading.Thread(
+                target=self._send_forever, name=f"composio-telemetry-sender-{number}", daemon=True
+            )
+            thread.start()
+            self._register_thread(thread)
+            self._senders.append(thread)
+
+    def _send_forever(self) -> None:
+        while True:
+            job = self._outbox.get()
+            if job is None:
+                return
+            try:
+                self._deliver(job)
+            except Exception as exc:  # never let a sender die
+                _diagnostics.warn("sender", f"telemetry sender error: {exc!r}")
+                self._settle_failed(job, repr(exc))
+
+    def _deliver(self, job: Job) -> None:
+        retry: Retry = self.transport.retry_policy
+        body = job.payload()
+        while not self._stop.is_set():
+            outcome = self.transport.post(job.kind, body)
+            if outcome.delivered:
+                self._mark_health(True)
+                self._settle_sent(job)
+                return
+            if not self.transport.is_retryable(outcome):
+                self._mark_health(True)
+                self._settle_rejected(job, outcome)
+                return
+            self._mark_health(False)
+            step = self.transport.next_wait(retry, outcome, job.kind)
+            if step is None or not self.background or self._draining_gives_up():
+                self._settle_failed(job, outcome.describe())
+                return
+            retry, wait = step
+            if time.monotonic() + wait >= self._handoff_at:
+                self._settle_failed(job, outcome.describe())
+                return
+            self._count("retried", len(job.bodies))
+            if self._stop.wait(wait):
+                return  # shutdown: the closer spools what is still unsettled
+
+    def _draining_gives_up(self) -> bool:
+        """At exit, a failing endpoint is not worth the user's wait: spool at once."""
+        return self._draining and self._consecutive_failures >= 2
+
+    def _mark_health(self, healthy: bool) -> None:
+        self._consecutive_failures = 0 if healthy else self._consecutive_failures + 1
+        if healthy and not self.healthy:
+            self._next_replay = 0.0
+        self.healthy = healthy
+
+    # -- settling: each job ends exactly once --------------------------------------------------
+
+    def _settle(self, job: Job) -> bool:
+        with self._settle_lock:
+            if job.settled:
+                return False
+            job.settled = True
+            self._unsettled.discard(job)
+            self._settle_lock.notify_all()
+            return True
+
+    def _settle_sent(self, job: Job) -> None:
+        if not self._settle(job):
+            return
+        self._count("sent", len(job.bodies))
+        if job.claim is not None:
+            self._count("replayed", len(job.bodies))
+            self._finish_claim(job.claim, delivered=True)
+
+    def _settle_rejected(self, job: Job, outcome: Outcome) -> None:
+        if not self._settle(job):
+            return
+        self._count("rejected", len(job.bodies))
+        _diagnostics.warn(
+            f"rejected-{outcome.status}",
+            f"the telemetry endpoint rejected {len(job.bodies)} event(s) with "
+            f"{outcome.describe()} ({self.transport.urls[job.kind]}); they are dropped",
+        )
+        if job.claim is not None:
+            self._finish_claim(job.claim, delivered=True)
+
+    def _settle_failed(self, job: Job, reason: str) -> None:
+        if not self._settle(job):
+            return
+        if job.claim is not None:
+            self._finish_claim(job.claim, delivered=False)
+            return
+        self._count("failed", len(job.bodies))
+        if self.spool is None:
+            self._count("dropped", len(job.bodies))
+            _diagnostics.warn(
+                "dropped", f"telemetry could not be delivered ({reason}) and the spool is off"
+            )
+            return
+        try:
+            evicted = self.spool.add(job.kind, job.bodies)
+        except Exception as exc:
+            self._count("dropped", len(job.bodies))
+            _diagnostics.warn("spool-write", f"cannot write the spool {self.spool.path}: {exc}")
+            return
+        self._count("spooled", len(job.bodies))
+        if evicted:
+            self._count("spool_evicted", evicted)
+
+    def _release(self, job: Job) -> None:
+        if self._settle(job) and job.claim is not None:
+            self._finish_claim(job.claim, delivered=False)
+
+    def _finish_claim(self, claim: Claim, *, delivered: bool) -> None:
+        assert self.spool is not None
+        try:
+            self.spool.settle(claim, delivered)
+        except Exception as exc:
+            _diagnostics.warn("spool-settle", f"cannot update the spool {self.spool.path}: {exc}")
+
+    # -- flush and close -------------------------------------------------------------------
+
+    def wait_idle(self, deadline: float) -> bool:
+        """Waits until every submitted job is settled; False if ``deadline`` came first."""
+        with self._settle_lock:
+            while self._unsettled:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._settle_lock.wait(remaining)
+        return True
+
+    def begin_drain(self, deadline: float) -> None:
+        """From now on, nothing may wait past ``deadline``: retries give up early."""
+        self._draining = True
+        self._handoff_at = min(self._handoff_at, deadline - SPOOL_HANDOFF)
+
+    def close(self, deadline: float) -> None:
+        """Sends what it can until ``deadline``, then spools whatever is still unsettled."""
+        self.begin_drain(deadline)
+        self.send_pending()
+        self.wait_idle(deadline - SPOOL_HANDOFF)
+        self._to_spool = True
+        self._stop.set()
+        with self._settle_lock:
+            leftovers = list(self._unsettled)
+        for job in leftovers:
+            if job.claim is not None:
+                self._release(job)
+            else:
+                self._settle_failed(job, "shutdown timeout")
+        for _ in self._senders:
+            try:
+                self._outbox.put_nowait(None)
+            except queue.Full:
+                break
+        self.transport.close()

@@ -1,0 +1,180 @@
+"""Turn loosely typed input (snake_case or camelCase) into a valid ``TelemetryData``.
+
+Validation happens here, once, so that ``create_event`` fails at the call site with a
+message naming the field, and the log path can count and explain what it drops.
+"""
+
+from __future__ import annotations
+
+import math
+import traceback
+from collections.abc import Mapping
+from typing import Any, cast
+
+from .models import (
+    EnvironmentType,
+    ErrorData,
+    Event,
+    LanguageType,
+    Metadata,
+    ServiceType,
+    SourceData,
+    TelemetryData,
+)
+
+EVENT_TYPES = ("metric", "error")
+_ALIASES = {
+    "function_name": "functionName",
+    "duration_ms": "durationMs",
+    "error_id": "errorId",
+    "project_id": "projectId",
+}
+_SOURCE_ENUMS: dict[str, type[ServiceType | LanguageType | EnvironmentType]] = {
+    "service": ServiceType,
+    "language": LanguageType,
+    "environment": EnvironmentType,
+}
+_SOURCE_KEYS = ("host", "service", "language", "version", "platform", "environment")
+_METADATA_KEYS = ("projectId", "provider")
+_ERROR_KEYS = ("name", "code", "errorId", "message", "stack")
+_TELEMETRY_KEYS = (
+    "functionName",
+    "durationMs",
+    "timestamp",
+    "props",
+    "source",
+    "metadata",
+    "error",
+)
+
+
+def _type_name(value: object) -> str:
+    return type(value).__name__
+
+
+def _canonical_items(
+    value: object, where: str, allowed: tuple[str, ...]
+) -> list[tuple[str, Any]]:
+    """Mapping items with snake_case keys renamed, ``None`` values skipped (no nulls on the wire)."""
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{where} must be a dict, got {_type_name(value)}")
+    items: list[tuple[str, Any]] = []
+    seen: set[str] = set()
+    for raw_key, item in value.items():
+        key = _ALIASES.get(raw_key, raw_key) if isinstance(raw_key, str) else raw_key
+        if key not in allowed:
+            place = f"{where}.{raw_key}" if where != "telemetry" else str(raw_key)
+            raise ValueError(
+                f"unknown key {place!r}; expected one of: {', '.join(allowed)}"
+            )
+        if key in seen:
+            raise ValueError(f"{where}.{key} is given twice (snake_case and camelCase)")
+        seen.add(key)
+        if item is not None:
+            items.append((key, item))
+    return items
+
+
+def _string(value: object, where: str, *, non_empty: bool = False) -> str:
+    if isinstance(value, ServiceType | LanguageType | EnvironmentType):
+        value = value.value
+    if not isinstance(value, str):
+        raise TypeError(f"{where} must be a string, got {_type_name(value)}")
+    if non_empty and not value.strip():
+        raise ValueError(f"{where} must be a non-empty string")
+    return value
+
+
+def _number(value: object, where: str, *, minimum: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{where} must be a number, got {_type_name(value)}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{where} must be finite, got {value!r}")
+    if minimum is not None and number < minimum:
+        raise ValueError(f"{where} must be >= {minimum:g}, got {value!r}")
+    return number
+
+
+def _source(value: object) -> SourceData:
+    source: dict[str, str] = {}
+    for key, item in _canonical_items(value, "source", _SOURCE_KEYS):
+        text = _string(item, f"source.{key}")
+        enum_type = _SOURCE_ENUMS.get(key)
+        if enum_type is not None and text not in {member.value for member in enum_type}:
+            choices = ", ".join(member.value for member in enum_type)
+            raise ValueError(f"source.{key}: {text!r} is not one of {choices}")
+        source[key] = text
+    return cast(SourceData, source)
+
+
+def _metadata(value: object) -> Metadata:
+    metadata = {
+        key: _string(item, f"metadata.{key}")
+        for key, item in _canonical_items(value, "metadata", _METADATA_KEYS)
+    }
+    return cast(Metadata, metadata)
+
+
+def error_from_exception(exc: BaseException) -> ErrorData:
+    """ErrorData for an exception: class name, ``str(exc)`` and the full chained traceback."""
+    error: dict[str, str] = {"name": type(exc).__name__}
+    try:
+        error["message"] = str(exc)
+    except Exception:
+        error["message"] = f"<unprintable {type(exc).__name__}>"
+    try:
+        error["stack"] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    except Exception:
+        pass
+    return cast(ErrorData, error)
+
+
+def _error(value: object) -> ErrorData:
+    if isinstance(value, BaseException):
+        return error_from_exception(value)
+    error: dict[str, str] = {}
+    for key, item in _canonical_items(value, "error", _ERROR_KEYS):
+        error[key] = _string(item, f"error.{key}", non_empty=key == "name")
+    if "name" not in error:
+        raise ValueError("error.name is required")
+    return cast(ErrorData, error)
+
+
+def _props(value: object) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"props must be a dict, got {_type_name(value)}")
+    return dict(value)
+
+
+def normalize_telemetry(payload: object) -> dict[str, Any]:
+    """Validated telemetry fields in camelCase; ``functionName`` may still be missing."""
+    data: dict[str, Any] = {}
+    for key, value in _canonical_items(payload, "telemetry", _TELEMETRY_KEYS):
+        if key == "functionName":
+            data[key] = _string(value, "functionName", non_empty=True)
+        elif key == "durationMs":
+            data[key] = _number(value, "durationMs", minimum=0)
+        elif key == "timestamp":
+            data[key] = _number(value, "timestamp")
+        elif key == "props":
+            data[key] = _props(value)
+        elif key == "source":
+            data[key] = _source(value)
+        elif key == "metadata":
+            data[key] = _metadata(value)
+        else:
+            data[key] = _error(value)
+    return data
+
+
+def make_event(event_type: object, payload: Mapping[str, Any]) -> Event:
+    """A validated event, raising ``ValueError``/``TypeError`` that names the bad field."""
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"event type must be 'metric' or 'error', got {event_type!r}")
+    data = normalize_telemetry(payload)
+    if "functionName" not in data:
+        raise ValueError("functionName is required")
+    if event_type == "error" and "error" not in data:
+        raise ValueError("an 'error' event needs an 'error' field (at least error.name)")
+    return cast(Event, (event_type, cast(TelemetryData, data)))

@@ -1,0 +1,61 @@
+"""Mask secrets before an event leaves the process.
+
+Tracebacks and exception messages routinely carry request URLs, headers and connection
+strings; the newer Composio SDKs mask the same patterns, so the receiver never sees them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+MASK = "[REDACTED]"
+
+_TEXT_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # Authorization: Bearer abc / Basic dXNlcjpwYXNz
+    (re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{4,}"), rf"\1\2{MASK}"),
+    # api_key=..., "token": "...", password: ..., x-api-key=...
+    (
+        re.compile(
+            r"""(?ix)
+            \b((?:x[-_])?api[-_]?key|apikey|access[-_]?token|refresh[-_]?token|auth[-_]?token
+               |token|secret|client[-_]?secret|password|passwd|pwd|authorization|cookie)
+            (["']?\s*[=:]\s*["']?)
+            (?!\[REDACTED\]|(?:bearer|basic)\s)[^\s"'&,;)}\]]+"""
+        ),
+        rf"\1\2{MASK}",
+    ),
+    # the query string of any URL: https://host/path?key=value
+    (re.compile(r"(?i)\b((?:https?|wss?|ftp)://[^\s?#\"'<>]+)\?[^\s#\"'<>]+"), rf"\1?{MASK}"),
+    # user:password@ in URLs
+    (re.compile(r"(?i)\b((?:[a-z][a-z0-9+.-]*)://[^\s:/@\"']+):[^\s@/\"']+@"), rf"\1:{MASK}@"),
+)
+
+_SECRET_KEY = re.compile(
+    r"(?i)(passw|pwd|secret|token|api[-_]?key|apikey|authorization|auth$|^auth|cookie"
+    r"|credential|private[-_]?key|session[-_]?id|(^|[-_.])key$)"
+)
+
+
+def redact_text(text: str) -> str:
+    """``text`` with tokens, credential pairs and URL query strings masked."""
+    for pattern, replacement in _TEXT_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def is_secret_key(key: str) -> bool:
+    return _SECRET_KEY.search(key) is not None
+
+
+def redact_props(value: Any) -> Any:
+    """JSON-safe props with secret-looking keys masked and secrets in strings masked."""
+    if isinstance(value, dict):
+        return {
+            key: MASK if is_secret_key(key) else redact_props(item) for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [redact_props(item) for item in value]
+    if isinstance(value, str):
+        return redact_text(value)
+    return value

@@ -1,0 +1,116 @@
+"""Make any user object JSON-safe and bounded, reusing python-json-logger's encoder.
+
+Telemetry props come from application code: datetimes, UUIDs, dataclasses, cycles,
+objects whose ``__str__`` raises, lone surrogates, megabyte strings. None of that may
+break delivery or blow the request size, so values are converted once, here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from pythonjsonlogger.json import JsonEncoder
+
+MAX_STRING = 4096
+MAX_ITEMS = 200
+MAX_DEPTH = 12
+MAX_PROPS_BYTES = 32 * 1024
+MAX_MESSAGE = 8192
+MAX_STACK = 32 * 1024
+MAX_NAME = 512
+
+_encoder = JsonEncoder()
+
+
+def clean_text(text: str, limit: int) -> str:
+    """Valid UTF-8 text of at most about ``limit`` characters, cut with a visible marker."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if len(text) <= limit:
+        return text
+    cut = len(text) - limit
+    return f"{text[:limit]}...[truncated {cut} chars]"
+
+
+def clean_stack(stack: str) -> str:
+    """A traceback cut in the middle: its head says where, its tail says what."""
+    stack = clean_text(stack, len(stack))
+    if len(stack) <= MAX_STACK:
+        return stack
+    head = MAX_STACK // 4
+    tail = MAX_STACK - head
+    cut = len(stack) - MAX_STACK
+    return f"{stack[:head]}\n...[truncated {cut} chars]...\n{stack[-tail:]}"
+
+
+def _fallback(value: object) -> Any:
+    try:
+        return _encoder.default(value)
+    except Exception:
+        return f"<unserializable {type(value).__name__}>"
+
+
+def to_json_safe(value: Any, depth: int = 0, path: frozenset[int] = frozenset()) -> Any:
+    """``value`` as plain JSON types: cycles, depth, sizes and odd types made harmless."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return clean_text(value, MAX_STRING)
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if depth >= MAX_DEPTH:
+        return "<max depth>"
+    if id(value) in path:
+        return "<cycle>"
+    inner = path | {id(value)}
+    if isinstance(value, dict):
+        items = list(value.items())
+        out = {
+            _key(key): to_json_safe(item, depth + 1, inner) for key, item in items[:MAX_ITEMS]
+        }
+        if len(items) > MAX_ITEMS:
+            out["..."] = f"[truncated {len(items) - MAX_ITEMS} items]"
+        return out
+    if isinstance(value, list | tuple | set | frozenset):
+        seq = list(value)
+        out_list = [to_json_safe(item, depth + 1, inner) for item in seq[:MAX_ITEMS]]
+        if len(seq) > MAX_ITEMS:
+            out_list.append(f"[truncated {len(seq) - MAX_ITEMS} items]")
+        return out_list
+    converted = _fallback(value)
+    if converted is value:
+        return f"<unserializable {type(value).__name__}>"
+    return to_json_safe(converted, depth + 1, inner)
+
+
+def _key(key: object) -> str:
+    if isinstance(key, str):
+        return clean_text(key, MAX_NAME)
+    try:
+        return clean_text(str(key), MAX_NAME)
+    except Exception:
+        return f"<{type(key).__name__}>"
+
+
+def bound_props(props: dict[str, Any]) -> dict[str, Any]:
+    """Props whose JSON stays under ``MAX_PROPS_BYTES``, replaced by a marker when it does not."""
+    size = len(json.dumps(props, ensure_ascii=False).encode("utf-8"))
+    if size <= MAX_PROPS_BYTES:
+        return props
+    kept: dict[str, Any] = {}
+    budget = MAX_PROPS_BYTES - 200
+    for key, item in props.items():
+        item_size = len(json.dumps({key: item}, ensure_ascii=False).encode("utf-8"))
+        if item_size > budget:
+            continue
+        kept[key] = item
+        budget -= item_size
+    kept["_truncated"] = f"props exceeded {MAX_PROPS_BYTES} bytes ({size} bytes); some dropped"
+    return kept

@@ -1,0 +1,154 @@
+"""One POST of one batch to the Composio endpoint, classified for the delivery engine.
+
+Retry *policy* (which statuses, how many tries, backoff, ``Retry-After``) is urllib3's
+``Retry`` value object; only the *waiting* is ours, because it must stop at shutdown.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import random
+import threading
+import urllib.parse
+from dataclasses import dataclass
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from ._version import __version__
+
+DEFAULT_ENDPOINT = "https://telemetry.composio.dev/v1"
+RETRY_STATUSES = frozenset({408, 429, *range(500, 600)})
+MAX_RETRY_AFTER = 60.0
+MAX_BACKOFF = 30.0
+USER_AGENT = f"composio-logtelemetry/{__version__}"
+
+
+def check_endpoint(endpoint: str, allow_insecure: bool) -> str:
+    """The endpoint without a trailing slash; plain http only to loopback unless allowed."""
+    parsed = urllib.parse.urlsplit(endpoint)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError(f"endpoint must be an http(s) URL, got {endpoint!r}")
+    if parsed.scheme == "http" and not allow_insecure and not _is_loopback(parsed.hostname):
+        raise ValueError(
+            f"refusing plain http to {parsed.hostname!r}: telemetry would cross the network "
+            "unencrypted; use https, or pass allow_insecure=True"
+        )
+    return endpoint.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt came to: ``status`` for an HTTP answer, ``error`` for no answer."""
+
+    status: int | None
+    error: str | None
+    response: object | None  # the urllib3 response, for ``Retry``
+
+    @property
+    def delivered(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    def describe(self) -> str:
+        return f"HTTP {self.status}" if self.status is not None else f"{self.error}"
+
+
+class Transport:
+    """Posts bodies over one keep-alive ``requests.Session`` per process."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        timeout: float,
+        max_retries: int,
+        retry_backoff: float,
+        pool_size: int,
+    ) -> None:
+        self.endpoint = endpoint
+        self.urls = {"metric": f"{endpoint}/metrics/invocations", "error": f"{endpoint}/errors"}
+        self.timeout = timeout
+        self.retry_backoff = retry_backoff
+        self.retry_policy = Retry(
+            total=max_retries,
+            backoff_factor=retry_backoff,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=None,
+            respect_retry_after_header=True,
+            raise_on_status=False,
+            raise_on_redirect=False,
+        )
+        self._pool_size = pool_size
+        self._session: requests.Session | None = None
+        self._session_pid = 0
+        self._session_lock = threading.Lock()
+
+    def _current_session(self) -> requests.Session:
+        """A session of this process: a forked child must not share its parent's sockets."""
+        pid = os.getpid()
+        if self._session is None or self._session_pid != pid:
+            with self._session_lock:
+                if self._session is None or self._session_pid != pid:
+                    session = requests.Session()
+                    adapter = HTTPAdapter(
+                        pool_connections=1, pool_maxsize=self._pool_size, max_retries=0
+                    )
+                    session.mount("http://", adapter)
+                    session.mount("https://", adapter)
+                    session.headers.update(
+                        {"User-Agent": USER_AGENT, "Content-Type": "application/json"}
+                    )
+                    session.trust_env = True
+                    self._session, self._session_pid = session, pid
+        return self._session
+
+    def post(self, kind: str, body: bytes) -> Outcome:
+        """One attempt; never raises."""
+        url = self.urls[kind]
+        try:
+            response = self._current_session().post(
+                url, data=body, timeout=self.timeout, allow_redirects=False
+            )
+            response.close()
+            return Outcome(response.status_code, None, response.raw)
+        except requests.RequestException as exc:
+            return Outcome(None, f"{type(exc).__name__} posting to {url}", None)
+        except Exception as exc:  # a broken proxy setting, an odd adapter: never raise
+            return Outcome(None, f"{type(exc).__name__}: {exc}", None)
+
+    def is_retryable(self, outcome: Outcome) -> bool:
+        if outcome.status is None:
+            return True
+        return self.retry_policy.is_retry("POST", outcome.status, has_retry_after=False)
+
+    def next_wait(self, retry: Retry, outcome: Outcome, kind: str) -> tuple[Retry, float] | None:
+        """The retry state after ``outcome`` and the seconds to wait, or None when exhausted."""
+        try:
+            retry = retry.increment(
+                method="POST",
+                url=self.urls[kind],
+                response=outcome.response,  # type: ignore[arg-type]
+                error=None if outcome.status is not None else ConnectionError(outcome.error),
+            )
+        except Exception:
+            return None
+        retry_after = retry.get_retry_after(outcome.response) if outcome.response else None  # type: ignore[arg-type]
+        if retry_after is not None:
+            return retry, min(max(retry_after, 0.0), MAX_RETRY_AFTER)
+        backoff = min(max(retry.get_backoff_time(), self.retry_backoff), MAX_BACKOFF)
+        return retry, random.uniform(backoff / 2, backoff)
+
+    def close(self) -> None:
+        if self._session is not None and self._session_pid == os.getpid():
+            self._session.close()

@@ -1,0 +1,128 @@
+"""``TelemetryFormatter``: a LogRecord in, a Composio telemetry payload out."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any, cast
+
+from pythonjsonlogger.json import JsonFormatter
+
+from . import _redact, _sanitize
+from ._event import error_from_exception, normalize_telemetry
+from .models import EnvironmentType, ErrorData, Event, EventType, TelemetryData
+
+__all__ = ["CAPTURED_ERROR_ATTR", "TelemetryFormatter"]
+
+CAPTURED_ERROR_ATTR = "_composio_logtelemetry_error"
+"""Where the queue handler leaves the ErrorData it captured before ``exc_info`` was dropped."""
+
+_ENVIRONMENTS = {member.value for member in EnvironmentType}
+
+
+def _default_source() -> dict[str, str]:
+    source = {"language": "python", "service": "sdk"}
+    environment = os.environ.get("ENVIRONMENT", "").strip().lower()
+    if environment in _ENVIRONMENTS:
+        source["environment"] = environment
+    return source
+
+
+class TelemetryFormatter(JsonFormatter):
+    """Builds the wire payload of a record and serialises it with python-json-logger.
+
+    Validation, defaults, size caps and redaction all happen here so that every path
+    (log records, ``push_event``, ``before_send``) yields the same, schema-valid JSON.
+    """
+
+    def __init__(
+        self,
+        *,
+        source: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        capture_exceptions: bool = True,
+        redact: bool = True,
+    ) -> None:
+        super().__init__(json_ensure_ascii=False)
+        defaults = normalize_telemetry(
+            {"source": {**_default_source(), **(source or {})}, "metadata": metadata or {}}
+        )
+        self.default_source: dict[str, str] = dict(defaults["source"])
+        self.default_metadata: dict[str, str] = dict(defaults["metadata"])
+        self.capture_exceptions = capture_exceptions
+        self.redact = redact
+
+    def build_event(self, record: logging.LogRecord) -> Event | None:
+        """The event a record carries, ``None`` if it carries none.
+
+        Raises ``ValueError``/``TypeError`` naming the field when its telemetry is invalid.
+        """
+        telemetry = getattr(record, "telemetry", None)
+        error: ErrorData | None = getattr(record, CAPTURED_ERROR_ATTR, None)
+        if error is None and record.exc_info and record.exc_info[1] is not None:
+            error = error_from_exception(record.exc_info[1])
+        if telemetry is None:
+            if error is None or not self.capture_exceptions:
+                return None
+            data: dict[str, Any] = {}
+        else:
+            data = normalize_telemetry(telemetry)
+        if error is not None and self.capture_exceptions:
+            data.setdefault("error", error)
+        data.setdefault("functionName", record.funcName or record.name)
+        data.setdefault("timestamp", record.created)
+        return self.complete_event(cast(TelemetryData, data))
+
+    def complete_event(self, data: TelemetryData, event_type: EventType | None = None) -> Event:
+        """Defaults merged under ``data``, values made JSON-safe, bounded and redacted."""
+        payload = cast(dict[str, Any], dict(data))
+        payload["functionName"] = _sanitize.clean_text(payload["functionName"], _sanitize.MAX_NAME)
+        payload["source"] = {**self.default_source, **payload.get("source", {})}
+        metadata = {**self.default_metadata, **payload.get("metadata", {})}
+        if metadata:
+            payload["metadata"] = metadata
+        for section in ("source", "metadata"):
+            if section in payload:
+                payload[section] = {
+                    key: _sanitize.clean_text(text, _sanitize.MAX_NAME)
+                    for key, text in payload[section].items()
+                }
+        if "props" in payload:
+            props = _sanitize.to_json_safe(payload["props"])
+            if self.redact:
+                props = _redact.redact_props(props)
+            payload["props"] = _sanitize.bound_props(props)
+        if "error" in payload:
+            payload["error"] = self._clean_error(payload["error"])
+        if event_type is None:
+            event_type = "error" if "error" in payload else "metric"
+        return event_type, cast(TelemetryData, payload)
+
+    def _clean_error(self, error: ErrorData) -> ErrorData:
+        cleaned: dict[str, str] = {}
+        for key, text in cast(dict[str, str], error).items():
+            if key == "stack":
+                cleaned[key] = _sanitize.clean_stack(self._redacted(text, 4 * _sanitize.MAX_STACK))
+            elif key == "message":
+                cleaned[key] = _sanitize.clean_text(
+                    self._redacted(text, 4 * _sanitize.MAX_MESSAGE), _sanitize.MAX_MESSAGE
+                )
+            else:
+                cleaned[key] = _sanitize.clean_text(text, _sanitize.MAX_NAME)
+        return cast(ErrorData, cleaned)
+
+    def _redacted(self, text: str, scan_limit: int) -> str:
+        """Redacts at most ``scan_limit`` characters, so a huge message costs bounded time."""
+        if len(text) > scan_limit:
+            text = f"{text[:scan_limit]}...[truncated {len(text) - scan_limit} chars]"
+        return _redact.redact_text(text) if self.redact else text
+
+    def serialize_event(self, data: TelemetryData) -> str:
+        """The JSON text of one event, as it goes on the wire."""
+        return self.jsonify_log_record(cast(dict[str, Any], data))
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record's payload as JSON, or ``""`` for a record that carries no telemetry."""
+        event = self.build_event(record)
+        return "" if event is None else self.serialize_event(event[1])

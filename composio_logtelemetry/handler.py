@@ -1,0 +1,355 @@
+"""``TelemetryHandler``: records in, Composio events out, over HTTP.
+
+Behind a ``TelemetryQueueListener`` it batches and delivers in the background; attached
+directly to a logger it sends each event synchronously (for scripts and tests).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, cast
+
+from . import _diagnostics
+from ._delivery import SENDERS, Delivery
+from ._event import make_event
+from ._spool import Spool, default_spool_path
+from ._transport import DEFAULT_ENDPOINT, Transport, check_endpoint
+from .formatter import TelemetryFormatter
+from .models import Event, TelemetryData
+
+__all__ = ["STAT_KEYS", "TelemetryHandler", "disabled_by_environment"]
+
+STAT_KEYS = (
+    "sent",
+    "failed",
+    "retried",
+    "rejected",
+    "dropped",
+    "spooled",
+    "replayed",
+    "invalid",
+    "sampled_out",
+    "rate_limited",
+    "filtered",
+    "spool_evicted",
+    "spool_expired",
+)
+OPT_OUT_VARIABLES = ("COMPOSIO_DISABLE_TELEMETRY", "TELEMETRY_DISABLED", "DO_NOT_TRACK")
+ERRORS_PER_NAME_PER_MINUTE = 30
+CLOSE_TIMEOUT = 5.0
+
+BeforeSend = Callable[[dict[str, Any]], "dict[str, Any] | None"]
+
+_library_threads: set[int] = set()
+
+
+def register_library_thread(thread: threading.Thread) -> None:
+    """Marks a started thread whose own log records must never become telemetry."""
+    if thread.ident is not None:
+        _library_threads.add(thread.ident)
+
+
+def on_library_thread() -> bool:
+    return threading.get_ident() in _library_threads
+
+
+def disabled_by_environment() -> bool:
+    """True when a standard opt-out variable is set to a truthy value."""
+    for name in OPT_OUT_VARIABLES:
+        value = os.environ.get(name, "").strip().lower()
+        if value and value not in ("0", "false", "no", "off"):
+            return True
+    return False
+
+
+class TelemetryHandler(logging.Handler):
+    """Delivers the telemetry carried by log records to a Composio endpoint.
+
+    Every option can be given from ``logging.config.dictConfig``; see README.rst.
+    """
+
+    def __init__(
+        self,
+        level: int | str = logging.NOTSET,
+        *,
+        endpoint: str | None = None,
+        timeout: float = 2.0,
+        batch_size: int = 100,
+        flush_interval: float = 1.0,
+        max_retries: int = 5,
+        retry_backoff: float = 0.5,
+        source: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        capture_exceptions: bool = True,
+        sample_rate: float = 1.0,
+        sample_rates: Mapping[str, float] | None = None,
+        redact: bool = True,
+        before_send: BeforeSend | None = None,
+        spool: bool = True,
+        spool_path: str | os.PathLike[str] | None = None,
+        spool_max_bytes: int = 50 * 2**20,
+        spool_ttl: float = 7 * 86400.0,
+        enabled: bool | None = None,
+        allow_insecure: bool = False,
+    ) -> None:
+        super().__init__(level)
+        _check_positive("timeout", timeout)
+        _check_positive("flush_interval", flush_interval)
+        _check_positive("batch_size", batch_size)
+        _check_positive("spool_max_bytes", spool_max_bytes)
+        _check_positive("spool_ttl", spool_ttl)
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError(f"max_retries must be an integer >= 0, got {max_retries!r}")
+        if not isinstance(retry_backoff, int | float) or retry_backoff < 0:
+            raise ValueError(f"retry_backoff must be a number >= 0, got {retry_backoff!r}")
+        self.sample_rate = _check_rate("sample_rate", sample_rate)
+        self.sample_rates = {
+            name: _check_rate(f"sample_rates[{name!r}]", rate)
+            for name, rate in (sample_rates or {}).items()
+        }
+        if before_send is not None and not callable(before_send):
+            raise TypeError("before_send must be a callable (in dictConfig: 'ext://module.func')")
+        self.before_send = before_send
+        self.enabled = (not disabled_by_environment()) if enabled is None else bool(enabled)
+        self.endpoint = check_endpoint(
+            endpoint or os.environ.get("COMPOSIO_TELEMETRY_URL") or DEFAULT_ENDPOINT,
+            allow_insecure,
+        )
+        self.setFormatter(
+            TelemetryFormatter(
+                source=source,
+                metadata=metadata,
+                capture_exceptions=capture_exceptions,
+                redact=redact,
+            )
+        )
+        self.spool_path = os.fspath(spool_path or default_spool_path(self.endpoint))
+        self._stats = dict.fromkeys(STAT_KEYS, 0)
+        self._stats_lock = threading.Lock()
+        self._error_window: dict[str, tuple[float, int]] = {}
+        self._delivery_options = {
+            "timeout": float(timeout),
+            "max_retries": max_retries,
+            "retry_backoff": float(retry_backoff),
+            "batch_size": int(batch_size),
+            "flush_interval": float(flush_interval),
+            "spool": spool,
+            "spool_max_bytes": int(spool_max_bytes),
+            "spool_ttl": float(spool_ttl),
+        }
+        self.background = False
+        self._delivery: Delivery | None = None
+        self._delivery_pid = 0
+        self._delivery_lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def telemetry_formatter(self) -> TelemetryFormatter:
+        formatter = self.formatter
+        if not isinstance(formatter, TelemetryFormatter):
+            raise TypeError("TelemetryHandler needs a TelemetryFormatter")
+        return formatter
+
+    # -- the delivery engine, made on first use in each process ---------------------------------
+
+    def _engine(self) -> Delivery:
+        pid = os.getpid()
+        delivery = self._delivery
+        if delivery is None or self._delivery_pid != pid:
+            with self._delivery_lock:
+                if self._delivery is None or self._delivery_pid != pid:
+                    self._delivery = self._new_delivery()
+                    self._delivery_pid = pid
+                delivery = self._delivery
+        return delivery
+
+    def _new_delivery(self) -> Delivery:
+        options = self._delivery_options
+        transport = Transport(
+            self.endpoint,
+            timeout=cast(float, options["timeout"]),
+            max_retries=cast(int, options["max_retries"]),
+            retry_backoff=cast(float, options["retry_backoff"]),
+            pool_size=SENDERS,
+        )
+        spool = (
+            Spool(
+                self.spool_path,
+                max_bytes=cast(int, options["spool_max_bytes"]),
+                ttl=cast(float, options["spool_ttl"]),
+            )
+            if options["spool"]
+            else None
+        )
+        return Delivery(
+            transport,
+            spool,
+            self._count,
+            batch_size=cast(int, options["batch_size"]),
+            flush_interval=cast(float, options["flush_interval"]),
+            background=self.background,
+            thread_registry=register_library_thread,
+        )
+
+    def reset_after_fork(self) -> None:
+        """Forgets the parent's engine: its threads and sockets do not exist in the child."""
+        self._delivery = None
+        self._delivery_lock = threading.Lock()
+        self._stats_lock = threading.Lock()
+
+    # -- records and events ----------------------------------------------------------------
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.enabled or self._closed:
+            return
+        try:
+            event = self.telemetry_formatter.build_event(record)
+        except (TypeError, ValueError) as exc:
+            self._invalid(exc, f"logger {record.name!r}, function {record.funcName!r}")
+            return
+        if event is not None:
+            self._deliver(event)
+
+    def emit_event(self, event: Event) -> None:
+        """Delivers an event made by ``create_event`` (the ``push_event`` path)."""
+        if not self.enabled or self._closed:
+            return
+        try:
+            event_type, data = event
+            checked_type, checked = make_event(event_type, data)
+            event = self.telemetry_formatter.complete_event(checked, checked_type)
+        except (TypeError, ValueError) as exc:
+            self._invalid(exc, "push_event")
+            return
+        self._deliver(event)
+
+    def _deliver(self, event: Event) -> None:
+        event_type, data = event
+        if self._sampled_out(event_type, data):
+            return
+        if self.before_send is not None:
+            changed = self._apply_before_send(event)
+            if changed is None:
+                return
+            event_type, data = changed
+        self._engine().add(event_type, self.telemetry_formatter.serialize_event(data))
+
+    def _sampled_out(self, event_type: str, data: TelemetryData) -> bool:
+        name = data["functionName"]
+        if event_type == "error":
+            error_name = data.get("error", {}).get("name", "")
+            now = time.monotonic()
+            started, seen = self._error_window.get(error_name, (now, 0))
+            if now - started >= 60.0:
+                started, seen = now, 0
+            if len(self._error_window) > 1000:
+                self._error_window.clear()
+            self._error_window[error_name] = (started, seen + 1)
+            if seen >= ERRORS_PER_NAME_PER_MINUTE:
+                self._count("rate_limited", 1)
+                return True
+            return False
+        rate = self.sample_rates.get(name, self.sample_rate)
+        if rate < 1.0 and random.random() >= rate:
+            self._count("sampled_out", 1)
+            return True
+        return False
+
+    def _apply_before_send(self, event: Event) -> Event | None:
+        assert self.before_send is not None
+        event_type, data = event
+        try:
+            changed = self.before_send(dict(data))
+            if changed is None:
+                self._count("filtered", 1)
+                return None
+            checked_type, checked = make_event(event_type, changed)
+            return self.telemetry_formatter.complete_event(checked, checked_type)
+        except Exception as exc:
+            self._invalid(exc, "before_send")
+            return None
+
+    def _invalid(self, exc: BaseException, where: str) -> None:
+        self._count("invalid", 1)
+        _diagnostics.warn(
+            f"invalid:{type(exc).__name__}:{exc}",
+            f"telemetry not sent, invalid event from {where}: {exc}",
+        )
+
+    def _count(self, key: str, amount: int) -> None:
+        with self._stats_lock:
+            self._stats[key] += amount
+
+    def stats(self) -> dict[str, int]:
+        """Counters for every way an event left: sent, or why not."""
+        with self._stats_lock:
+            return dict(self._stats)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """A short rate-limited line instead of a traceback per record."""
+        _diagnostics.warn("handler-error", "telemetry handler failed on a record; skipped")
+
+    # -- background delivery hooks, driven by TelemetryQueueListener ------------------------
+
+    def seconds_until_due(self) -> float:
+        if self._delivery is None or not self.enabled:
+            return float(cast(float, self._delivery_options["flush_interval"]))
+        return self._delivery.seconds_until_due()
+
+    def on_wake(self) -> None:
+        if self.enabled and not self._closed:
+            self._engine().on_wake()
+
+    def send_pending(self) -> None:
+        if self._delivery is not None and self._delivery_pid == os.getpid():
+            self._delivery.send_pending()
+
+    def wait_idle(self, deadline: float) -> bool:
+        if self._delivery is None or self._delivery_pid != os.getpid():
+            return True
+        return self._delivery.wait_idle(deadline)
+
+    def begin_drain(self, deadline: float) -> None:
+        if self._delivery is not None and self._delivery_pid == os.getpid():
+            self._delivery.begin_drain(deadline)
+
+    def flush(self, timeout: float | None = None) -> bool:  # type: ignore[override]
+        """Sends what is pending; True when nothing is left unsent (bounded by ``timeout``)."""
+        if self._delivery is None or self._delivery_pid != os.getpid():
+            return True
+        before = self.undelivered()
+        self._delivery.send_pending()
+        deadline = time.monotonic() + (CLOSE_TIMEOUT if timeout is None else timeout)
+        return self._delivery.wait_idle(deadline) and self.undelivered() == before
+
+    def undelivered(self) -> int:
+        """Events that left without being delivered: failed, rejected or dropped."""
+        stats = self.stats()
+        return stats["failed"] + stats["rejected"] + stats["dropped"]
+
+    def close_delivery(self, deadline: float) -> None:
+        """Sends until ``deadline``, then spools the rest (interpreter exit)."""
+        if self._delivery is not None and self._delivery_pid == os.getpid():
+            self._delivery.close(deadline)
+        self._closed = True
+
+    def close(self) -> None:
+        if not self._closed:
+            self.close_delivery(time.monotonic() + CLOSE_TIMEOUT)
+        super().close()
+
+
+def _check_positive(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
+def _check_rate(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a number between 0 and 1, got {value!r}")
+    return float(value)

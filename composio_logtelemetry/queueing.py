@@ -1,0 +1,432 @@
+"""The application-side half: ``TelemetryQueueHandler`` and its ``TelemetryQueueListener``.
+
+Each override of ``logging.handlers`` says in its docstring what the stdlib does that a
+telemetry pipeline can't afford.
+"""
+
+from __future__ import annotations
+
+import atexit
+import copy
+import logging
+import logging.handlers
+import os
+import queue
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Iterable
+from typing import Any
+
+from . import _diagnostics
+from ._delivery import SPOOL_HANDOFF
+from ._event import error_from_exception
+from .formatter import CAPTURED_ERROR_ATTR
+from .handler import (
+    STAT_KEYS,
+    TelemetryHandler,
+    _library_threads,
+    disabled_by_environment,
+    register_library_thread,
+)
+from .models import Event
+
+__all__ = ["TelemetryQueueHandler", "TelemetryQueueListener"]
+
+EXCLUDED_LOGGERS = frozenset({"composio_logtelemetry", "urllib3", "requests", "charset_normalizer"})
+DEFAULT_MAXSIZE = 10_000
+DEFAULT_SHUTDOWN_TIMEOUT = 5.0
+
+_live_handlers: weakref.WeakSet[TelemetryQueueHandler] = weakref.WeakSet()
+
+
+class _FlushRequest:
+    """Travels through the queue behind everything logged before ``flush()`` was called."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+class TelemetryQueueListener(logging.handlers.QueueListener):
+    """Runs the telemetry handlers on one background thread."""
+
+    def __init__(
+        self, queue: Any, *handlers: logging.Handler, respect_handler_level: bool = False
+    ) -> None:
+        super().__init__(queue, *handlers, respect_handler_level=respect_handler_level)
+        self.telemetry_handlers = [h for h in handlers if isinstance(h, TelemetryHandler)]
+        for handler in self.telemetry_handlers:
+            handler.background = True
+
+    def start(self) -> None:
+        super().start()
+        thread = getattr(self, "_thread", None)
+        if isinstance(thread, threading.Thread):
+            thread.name = "composio-telemetry-listener"
+            register_library_thread(thread)
+
+    def dequeue(self, block: bool) -> Any:
+        """Waits at most until a partial batch is due: the stdlib blocks forever."""
+        while True:
+            timeout = min(
+                (h.seconds_until_due() for h in self.telemetry_handlers),
+                default=None,
+            )
+            try:
+                return self.queue.get(block, timeout)
+            except queue.Empty:
+                if not block:
+                    raise
+                self._wake_handlers()
+
+    def _wake_handlers(self) -> None:
+        for handler in self.telemetry_handlers:
+            try:
+                handler.on_wake()
+            except Exception as exc:
+                _diagnostics.warn("listener-wake", f"telemetry delivery error: {exc!r}")
+
+    def handle(self, record: Any) -> None:
+        """Routes flush markers and ``push_event`` events; never lets an error kill the thread."""
+        try:
+            if isinstance(record, _FlushRequest):
+                for handler in self.telemetry_handlers:
+                    handler.send_pending()
+                record.done.set()
+            elif isinstance(record, tuple):
+                for handler in self.telemetry_handlers:
+                    handler.emit_event(record)
+            else:
+                super().handle(record)
+        except Exception as exc:
+            _diagnostics.warn("listener-handle", f"telemetry listener error: {exc!r}")
+
+    def stop(self, timeout: float | None = None) -> bool:  # type: ignore[override]
+        """Stops within ``timeout``; returns False if records were still being processed."""
+        thread = getattr(self, "_thread", None)
+        if thread is None:
+            return True
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            self.queue.put(self._sentinel, True, timeout)
+        except queue.Full:
+            return False
+        thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            return False
+        self._thread = None
+        return True
+
+
+class TelemetryQueueHandler(logging.handlers.QueueHandler):
+    """Queues records that carry telemetry; costs the logging thread next to nothing.
+
+    In ``dictConfig`` give ``handlers`` (names, any order) on every Python; options such as
+    ``shutdown_timeout`` and ``maxsize`` go in the ``"."`` key (see README.rst), because
+    Python 3.12's dictConfig passes a QueueHandler subclass nothing but its queue.
+    """
+
+    listener: logging.handlers.QueueListener | None
+
+    def __init__(
+        self,
+        queue: Any = None,
+        *,
+        handlers: Iterable[logging.Handler | str] = (),
+        respect_handler_level: bool = False,
+        maxsize: int = DEFAULT_MAXSIZE,
+        shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+        level: int | str = logging.NOTSET,
+    ) -> None:
+        super().__init__(_new_queue() if queue is None else queue)
+        self.setLevel(level)
+        self.listener = None
+        self.handler_refs: list[logging.Handler | str] = list(handlers)
+        self.respect_handler_level = respect_handler_level
+        self.maxsize = maxsize
+        self.shutdown_timeout = shutdown_timeout
+        self.disabled = disabled_by_environment()
+        self._started_pid = 0
+        self._shut_down = False
+        self._start_lock = threading.Lock()
+        self._drop_lock = threading.Lock()
+        self._dropped_queue_full = 0
+        _live_handlers.add(self)
+
+    # -- the logging thread's path: as short as we can make it -------------------------------
+
+    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+        """Drops what can't be telemetry before any work; skips the handler lock (the queue is
+        thread-safe), so ``emit`` never waits on another thread."""
+        if record.exc_info is None and record.__dict__.get("telemetry") is None:
+            return False
+        if self.disabled or (self.filters and not self.filter(record)):
+            return False
+        if (
+            record.name.partition(".")[0] in EXCLUDED_LOGGERS
+            or threading.get_ident() in _library_threads
+        ):
+            return False
+        if self._started_pid != os.getpid():
+            self._start()
+        try:
+            self.enqueue(self.prepare(record))
+        except Exception:
+            self.handleError(record)
+        return True
+
+    def prepare(self, record: logging.LogRecord) -> Any:
+        """Captures the exception as picklable ErrorData before ``exc_info`` is dropped.
+
+        The stdlib formats and copies every record; a telemetry record needs neither, so only
+        records with an exception are copied (other handlers may still print the traceback).
+        """
+        if record.exc_info is None:
+            return record
+        prepared = copy.copy(record)
+        exc = record.exc_info[1]
+        if exc is not None:
+            prepared.__dict__[CAPTURED_ERROR_ATTR] = error_from_exception(exc)
+        prepared.exc_info = None
+        prepared.exc_text = None
+        return prepared
+
+    def enqueue(self, record: Any) -> None:
+        """Drops and counts when full: the stdlib raises (and prints a traceback per record)
+        or, with an unbounded queue, grows without limit."""
+        telemetry_queue = self.queue
+        if telemetry_queue.qsize() < self.maxsize:
+            try:
+                telemetry_queue.put_nowait(record)
+                return
+            except queue.Full:
+                pass
+        with self._drop_lock:
+            self._dropped_queue_full += 1
+        _diagnostics.warn(
+            "queue-full",
+            f"telemetry queue is full ({self.maxsize}); records are dropped and counted in "
+            "stats()['dropped_queue_full']",
+        )
+
+    def enqueue_event(self, event: Event) -> None:
+        """The ``push_event`` path: an already built event skips the record machinery."""
+        if self._started_pid != os.getpid():
+            self._start()
+        if not self.disabled:
+            self.enqueue(event)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        _diagnostics.warn("queue-handler-error", "telemetry queue handler failed on a record")
+
+    # -- the listener, started on first use in each process -----------------------------------
+
+    def _start(self) -> None:
+        with self._start_lock:
+            pid = os.getpid()
+            if self._started_pid == pid:
+                return
+            handlers = self._resolve_handlers()
+            telemetry = [h for h in handlers if isinstance(h, TelemetryHandler)]
+            if not handlers or (len(telemetry) == len(handlers) and not any(
+                h.enabled for h in telemetry
+            )):
+                if not handlers:
+                    _diagnostics.warn(
+                        "no-handlers",
+                        "TelemetryQueueHandler has no handlers: give it 'handlers': [...]",
+                    )
+                self.disabled = True
+                self._started_pid = pid
+                return
+            listener = self.listener
+            if not isinstance(listener, TelemetryQueueListener) or listener.queue is not self.queue:
+                listener = TelemetryQueueListener(
+                    self.queue, *handlers, respect_handler_level=self.respect_handler_level
+                )
+                self.listener = listener
+            listener.start()
+            self._started_pid = pid
+            _register_exit_drain()
+
+    def _resolve_handlers(self) -> list[logging.Handler]:
+        """Handler names are looked up now, so dictConfig may list them in any order."""
+        if self.listener is not None and self.listener.handlers:
+            self.respect_handler_level = self.listener.respect_handler_level
+            return list(self.listener.handlers)
+        resolved: list[logging.Handler] = []
+        for ref in self.handler_refs:
+            handler = _handler_by_name(ref) if isinstance(ref, str) else ref
+            if handler is None:
+                _diagnostics.warn(
+                    f"unknown-handler-{ref}", f"TelemetryQueueHandler: no handler named {ref!r}"
+                )
+            else:
+                resolved.append(handler)
+        return resolved
+
+    def _telemetry_handlers(self) -> list[TelemetryHandler]:
+        listener = self.listener
+        if isinstance(listener, TelemetryQueueListener):
+            return listener.telemetry_handlers
+        return []
+
+    # -- flush, shutdown, stats ----------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:  # type: ignore[override]
+        """Waits (at most ``timeout``) until what was logged before is delivered."""
+        if self._started_pid != os.getpid() or self._shut_down or self.disabled:
+            return True
+        deadline = time.monotonic() + (self.shutdown_timeout if timeout is None else timeout)
+        handlers = self._telemetry_handlers()
+        undelivered_before = sum(h.undelivered() for h in handlers)
+        request = _FlushRequest()
+        try:
+            self.queue.put(request, True, max(0.0, deadline - time.monotonic()))
+        except queue.Full:
+            return False
+        if not request.done.wait(max(0.0, deadline - time.monotonic())):
+            return False
+        idle = all(h.wait_idle(deadline) for h in handlers)
+        return idle and sum(h.undelivered() for h in handlers) == undelivered_before
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Delivers what is queued within ``timeout`` (default ``shutdown_timeout``), spools
+        the rest, and says on stderr what did not make it."""
+        budget = self.shutdown_timeout if timeout is None else timeout
+        self._shutdown_until(time.monotonic() + budget)
+
+    def _shutdown_until(self, deadline: float) -> None:
+        with self._start_lock:
+            running = self._started_pid == os.getpid() and not self._shut_down
+            self._shut_down = True
+            if not running or self.disabled:
+                return
+            self.disabled = True  # records logged after this point have nowhere to go
+        handlers = self._telemetry_handlers()
+        before = self.stats()
+        for handler in handlers:
+            handler.begin_drain(deadline)
+        listener = self.listener
+        stopped = (
+            listener.stop(max(0.0, deadline - SPOOL_HANDOFF - time.monotonic()))
+            if isinstance(listener, TelemetryQueueListener)
+            else True
+        )
+        for handler in handlers:
+            handler.close_delivery(deadline)
+        unprocessed = 0 if stopped else self.queue.qsize()
+        self._report_exit(before, self.stats(), unprocessed, handlers)
+
+    def _report_exit(
+        self,
+        before: dict[str, int],
+        after: dict[str, int],
+        unprocessed: int,
+        handlers: list[TelemetryHandler],
+    ) -> None:
+        spooled = after["spooled"] - before["spooled"]
+        lost = after["dropped"] + after["dropped_queue_full"] + unprocessed
+        if not spooled and not lost:
+            return
+        parts = []
+        if spooled:
+            where = ", ".join(sorted({h.spool_path for h in handlers}))
+            parts.append(f"{spooled} saved to the spool ({where}) for the next run")
+        if lost:
+            parts.append(f"{lost} lost (endpoint unreachable, queue full or spool off)")
+        _diagnostics.say("at exit, telemetry not delivered: " + "; ".join(parts))
+
+    def stats(self) -> dict[str, int]:
+        """The telemetry handlers' counters, summed, plus ``dropped_queue_full``."""
+        totals = dict.fromkeys(STAT_KEYS, 0)
+        handlers = self._telemetry_handlers() or [
+            ref for ref in self.handler_refs if isinstance(ref, TelemetryHandler)
+        ]
+        for handler in handlers:
+            for key, value in handler.stats().items():
+                totals[key] += value
+        with self._drop_lock:
+            totals["dropped_queue_full"] = self._dropped_queue_full
+        return totals
+
+    def close(self) -> None:
+        """``logging.shutdown`` and dictConfig close handlers: stop the pipeline, bounded."""
+        self.shutdown()
+        super().close()
+
+    def reset_after_fork(self) -> None:
+        """A forked child gets a fresh queue, listener and locks; the parent keeps its own."""
+        self._start_lock = threading.Lock()
+        self._drop_lock = threading.Lock()
+        self._dropped_queue_full = 0
+        self._shut_down = False
+        self._started_pid = 0
+        self.queue = _fresh_queue_like(self.queue)
+        handlers = self._telemetry_handlers()
+        if self.listener is not None:
+            self.listener = TelemetryQueueListener(
+                self.queue,
+                *self.listener.handlers,
+                respect_handler_level=self.listener.respect_handler_level,
+            )
+        for handler in handlers:
+            handler.reset_after_fork()
+
+
+def _new_queue() -> queue.SimpleQueue[Any]:
+    """A C-implemented queue: ``put`` costs tens of nanoseconds; our ``maxsize`` bounds it."""
+    return queue.SimpleQueue()
+
+
+def _fresh_queue_like(old: Any) -> Any:
+    if isinstance(old, queue.SimpleQueue):
+        return queue.SimpleQueue()
+    if isinstance(old, queue.Queue):
+        return type(old)(old.maxsize)
+    return old
+
+
+def _handler_by_name(name: str) -> logging.Handler | None:
+    get_by_name = getattr(logging, "getHandlerByName", None)
+    if get_by_name is not None:
+        handler: logging.Handler | None = get_by_name(name)
+        return handler
+    return logging._handlers.get(name)  # type: ignore[attr-defined,no-any-return]
+
+
+# -- process lifecycle: exit, multiprocessing children, fork ------------------------------------
+
+_exit_drain_pid = 0
+
+
+def drain_all() -> None:
+    """Shuts down every started pipeline of this process within its ``shutdown_timeout``."""
+    started = time.monotonic()
+    for handler in list(_live_handlers):
+        handler._shutdown_until(started + handler.shutdown_timeout)
+
+
+def _register_exit_drain() -> None:
+    global _exit_drain_pid
+    pid = os.getpid()
+    if _exit_drain_pid == pid:
+        return
+    if _exit_drain_pid == 0:
+        atexit.register(drain_all)
+    _exit_drain_pid = pid
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing is not None and multiprocessing.parent_process() is not None:
+        # A multiprocessing child ends with os._exit, skipping atexit; its finalizers do run.
+        from multiprocessing import util
+
+        util.Finalize(None, drain_all, exitpriority=10)
+
+
+def _reset_all_after_fork() -> None:
+    for handler in list(_live_handlers):
+        handler.reset_after_fork()
+
+
+os.register_at_fork(after_in_child=_reset_all_after_fork)
