@@ -1,0 +1,135 @@
+"""The ``composio-logtelemetry`` command: serve, demo, send, spool."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+from . import demo, receiver
+from ._delivery import Job
+from ._event import make_event
+from ._spool import Spool, default_spool_path
+from ._transport import DEFAULT_ENDPOINT, Transport, check_endpoint
+from ._version import __version__
+from .formatter import TelemetryFormatter
+
+
+def _endpoint(args: argparse.Namespace) -> str:
+    return str(args.endpoint or os.environ.get("COMPOSIO_TELEMETRY_URL") or DEFAULT_ENDPOINT)
+
+
+def _transport(endpoint: str, timeout: float) -> Transport:
+    return Transport(endpoint, timeout=timeout, max_retries=0, retry_backoff=0.0, pool_size=1)
+
+
+def _send(args: argparse.Namespace) -> int:
+    try:
+        endpoint = check_endpoint(_endpoint(args), args.allow_insecure)
+        payload: dict[str, object] = {"functionName": args.function_name}
+        if args.duration_ms is not None:
+            payload["durationMs"] = args.duration_ms
+        if args.error:
+            name, _, message = args.error.partition(":")
+            payload["error"] = {"name": name, "message": message} if message else {"name": name}
+        event_type, data = make_event("error" if args.error else "metric", payload)
+    except (TypeError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    formatter = TelemetryFormatter()
+    event_type, data = formatter.complete_event(data, event_type)
+    job = Job(event_type, [formatter.serialize_event(data)])
+    transport = _transport(endpoint, args.timeout)
+    started = time.perf_counter()
+    outcome = transport.post(event_type, job.payload())
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    url = transport.urls[event_type]
+    if outcome.delivered:
+        print(f"sent 1 {event_type} event to {url}: {outcome.describe()} in {elapsed_ms:.0f} ms")
+        return 0
+    print(f"error: {event_type} event not delivered to {url}: {outcome.describe()}", file=sys.stderr)
+    return 1
+
+
+def _spool_command(args: argparse.Namespace) -> int:
+    endpoint = _endpoint(args)
+    spool = Spool(args.path or default_spool_path(endpoint))
+    if args.action == "stats":
+        for key, value in spool.stats().items():
+            print(f"{key}: {value}")
+        return 0
+    if args.action == "clear":
+        print(f"cleared {spool.clear()} event(s) from {spool.path}")
+        return 0
+    return _replay(spool, check_endpoint(endpoint, args.allow_insecure), args.timeout)
+
+
+def _replay(spool: Spool, endpoint: str, timeout: float) -> int:
+    total = int(str(spool.stats().get("events", 0)))
+    transport = _transport(endpoint, timeout)
+    replayed = 0
+    while True:
+        claim = spool.claim(100)
+        if claim is None:
+            break
+        outcome = transport.post(claim.kind, Job(claim.kind, list(claim.bodies)).payload())
+        if not outcome.delivered and transport.is_retryable(outcome):
+            spool.settle(claim, delivered=False)
+            print(f"\nerror: replay stopped: {outcome.describe()} from {endpoint}", file=sys.stderr)
+            return 1
+        spool.settle(claim, delivered=True)
+        replayed += len(claim.ids)
+        print(f"\rreplayed {replayed}/{total}", end="", flush=True)
+    print(f"\rreplayed {replayed}/{total} event(s) to {endpoint}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="composio-logtelemetry", description="Composio telemetry through Python logging."
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run a local Composio-compatible receiver")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8787)
+    serve.add_argument("--db", default=None, help="SQLite file to store events (default: memory)")
+
+    commands.add_parser("demo", help="run the pipeline against an embedded receiver")
+
+    def connection_options(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--endpoint", help="base URL (default: $COMPOSIO_TELEMETRY_URL)")
+        command.add_argument("--timeout", type=float, default=2.0, help="seconds per request")
+        command.add_argument("--allow-insecure", action="store_true", help="allow plain http")
+
+    send = commands.add_parser("send", help="send one event now and print the HTTP outcome")
+    send.add_argument("--function-name", required=True)
+    send.add_argument("--duration-ms", type=float)
+    send.add_argument("--error", metavar="NAME:MESSAGE", help="send an error event")
+    connection_options(send)
+
+    spool = commands.add_parser("spool", help="inspect, replay or clear the offline spool")
+    spool.add_argument("action", choices=("stats", "replay", "clear"))
+    spool.add_argument("--path", help="spool file (default: the endpoint's in the user cache)")
+    connection_options(spool)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return receiver.serve(args.host, args.port, args.db)
+        if args.command == "demo":
+            return demo.run()
+        if args.command == "send":
+            return _send(args)
+        return _spool_command(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
