@@ -1,0 +1,236 @@
+"""The whole pipeline, record to receiver, through real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import sys
+import textwrap
+from typing import Any
+
+import pytest
+
+from composio_logtelemetry.receiver import Receiver
+
+from .conftest import FaultyEndpoint, run_python
+
+
+def _raise_tool_error() -> None:
+    raise KeyError("toolkit 'github' has no version")
+
+
+def test_metric_arrives_as_given_and_validates(endpoint: FaultyEndpoint, pipeline: Any) -> None:
+    logger, handler = pipeline(
+        source={"version": "1.2.3", "environment": "production"},
+        metadata={"provider": "openai"},
+    )
+    logger.info(
+        "tool ran",
+        extra={
+            "telemetry": {
+                "function_name": "Tools.execute",
+                "duration_ms": 412.34,
+                "props": {"toolkit": "github", "attempt": 2, "tags": ["a", "b"]},
+                "metadata": {"project_id": "proj_1"},
+                "timestamp": 1737012345.123456,
+            }
+        },
+    )
+    assert handler.flush(5.0)
+    [event] = endpoint.of_kind("metric")
+    assert event == {
+        "functionName": "Tools.execute",
+        "durationMs": 412.34,
+        "timestamp": 1737012345.123456,
+        "props": {"toolkit": "github", "attempt": 2, "tags": ["a", "b"]},
+        "source": {
+            "language": "python",
+            "service": "sdk",
+            "version": "1.2.3",
+            "environment": "production",
+        },
+        "metadata": {"provider": "openai", "projectId": "proj_1"},
+    }
+    assert endpoint.violations == []
+    assert any(agent.startswith("composio-logtelemetry/") for agent in endpoint.user_agents)
+
+
+def test_logger_exception_becomes_an_error_event(endpoint: FaultyEndpoint, pipeline: Any) -> None:
+    logger, handler = pipeline()
+    try:
+        try:
+            _raise_tool_error()
+        except KeyError as exc:
+            raise RuntimeError("tool failed") from exc
+    except RuntimeError:
+        logger.exception("execute failed")
+    assert handler.flush(5.0)
+    [event] = endpoint.of_kind("error")
+    assert event["functionName"] == "test_logger_exception_becomes_an_error_event"
+    assert event["error"]["name"] == "RuntimeError"
+    assert event["error"]["message"] == "tool failed"
+    stack = event["error"]["stack"]
+    assert "_raise_tool_error" in stack and "KeyError" in stack  # the chained cause
+    assert "direct cause" in stack
+    assert endpoint.violations == []
+
+
+def test_telemetry_extra_with_exception_keeps_both(endpoint: FaultyEndpoint, pipeline: Any) -> None:
+    logger, handler = pipeline()
+    try:
+        _raise_tool_error()
+    except KeyError:
+        logger.exception(
+            "failed", extra={"telemetry": {"functionName": "Tools.execute", "durationMs": 5}}
+        )
+    assert handler.flush(5.0)
+    [event] = endpoint.of_kind("error")
+    assert event["functionName"] == "Tools.execute"
+    assert event["durationMs"] == 5
+    assert event["error"]["name"] == "KeyError"
+
+
+def test_error_entry_in_the_extra_is_an_error_event(endpoint: FaultyEndpoint, pipeline: Any) -> None:
+    logger, handler = pipeline()
+    logger.warning(
+        "declined",
+        extra={"telemetry": {"functionName": "Tools.execute", "error": {"name": "Declined"}}},
+    )
+    assert handler.flush(5.0)
+    assert endpoint.of_kind("error")[0]["error"] == {"name": "Declined"}
+
+
+def test_records_without_telemetry_send_nothing(endpoint: FaultyEndpoint, pipeline: Any) -> None:
+    logger, handler = pipeline()
+    logger.info("plain message")
+    logger.error("an error without an exception")
+    logger.info("with other extras", extra={"user": "bob"})
+    assert handler.flush(5.0)
+    assert endpoint.requests == 0
+    assert handler.listener is None  # nothing to deliver: no thread was even started
+
+
+def test_invalid_telemetry_is_counted_explained_and_never_raised(
+    endpoint: FaultyEndpoint, pipeline: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    logger, handler = pipeline()
+    logger.info("bad", extra={"telemetry": {"functionName": "X", "durationMs": -3}})
+    logger.info("bad", extra={"telemetry": ["not", "a", "dict"]})
+    logger.info("bad", extra={"telemetry": {"functionName": "X", "colour": "red"}})
+    logger.info("good", extra={"telemetry": {"functionName": "Good"}})
+    assert handler.flush(5.0)
+    assert [event["functionName"] for event in endpoint.of_kind("metric")] == ["Good"]
+    assert handler.stats()["invalid"] == 3
+    err = capfd.readouterr().err
+    assert "durationMs must be >= 0" in err
+    assert "telemetry must be a dict, got list" in err
+    assert "unknown key 'colour'" in err
+    assert "Traceback" not in err
+
+
+def test_metrics_are_batched(endpoint: FaultyEndpoint, pipeline: Any) -> None:
+    logger, handler = pipeline(batch_size=50)
+    for number in range(500):
+        logger.info("x", extra={"telemetry": {"functionName": "Batch", "props": {"n": number}}})
+    assert handler.flush(10.0)
+    assert len(endpoint.of_kind("metric")) == 500
+    assert max(endpoint.batches) == 50
+    assert len(endpoint.batches) <= 20  # not one POST per event
+
+
+def test_partial_batch_leaves_within_flush_interval(
+    endpoint: FaultyEndpoint, pipeline: Any
+) -> None:
+    logger, _ = pipeline(flush_interval=0.2)
+    logger.info("x", extra={"telemetry": {"functionName": "Lonely"}})
+    assert endpoint.wait_for(1, timeout=2.0)  # no flush(): the listener wakes by itself
+
+
+def test_direct_handler_sends_synchronously(endpoint: FaultyEndpoint, tmp_path: Any) -> None:
+    from composio_logtelemetry import TelemetryHandler
+
+    handler = TelemetryHandler(endpoint=endpoint.base_url, spool_path=str(tmp_path / "s.db"))
+    logger = logging.getLogger("direct")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        logger.warning("x", extra={"telemetry": {"functionName": "Direct", "durationMs": 1}})
+        assert [event["functionName"] for event in endpoint.of_kind("metric")] == ["Direct"]
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+
+
+DICT_CONFIG = """
+import logging, logging.config, sys
+endpoint = sys.argv[1] if len(sys.argv) > 1 else {endpoint!r}
+logging.config.dictConfig({{
+    "version": 1,
+    "handlers": {{
+        {queue_name!r}: {{
+            "class": "composio_logtelemetry.TelemetryQueueHandler",
+            "handlers": [{handler_name!r}],
+            ".": {{"shutdown_timeout": 3.0, "maxsize": 5000}},
+        }},
+        {handler_name!r}: {{
+            "class": "composio_logtelemetry.TelemetryHandler",
+            "endpoint": endpoint,
+            "spool": False,
+            "batch_size": 50,
+        }},
+    }},
+    "root": {{"handlers": [{queue_name!r}], "level": "INFO"}},
+}})
+log = logging.getLogger("app")
+queue_handler = logging.getLogger().handlers[0]
+assert queue_handler.shutdown_timeout == 3.0 and queue_handler.maxsize == 5000
+for i in range({count}):
+    log.info("tick", extra={{"telemetry": {{"functionName": "Loop.tick", "durationMs": i}}}})
+try:
+    {{}}["missing"]
+except KeyError:
+    log.exception("boom")
+"""
+
+
+@pytest.mark.parametrize(("queue_name", "handler_name"), [("a_queue", "z_http"), ("z_queue", "a_http")])
+def test_dictconfig_any_order_and_exit_delivers_everything(
+    endpoint: FaultyEndpoint, queue_name: str, handler_name: str
+) -> None:
+    code = DICT_CONFIG.format(
+        endpoint=endpoint.base_url, queue_name=queue_name, handler_name=handler_name, count=1000
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert len(endpoint.of_kind("metric")) == 1000  # the exit drain, nobody called flush()
+    assert [e["error"]["name"] for e in endpoint.of_kind("error")] == ["KeyError"]
+    assert endpoint.violations == []
+    assert result.stderr == ""
+    assert result.elapsed < 10
+
+
+def test_serve_receiver_validates_what_we_send() -> None:
+    with Receiver() as receiver:
+        code = DICT_CONFIG.format(
+            endpoint=receiver.base_url, queue_name="t", handler_name="h", count=10
+        )
+        result = run_python(code)
+        assert result.returncode == 0, result.stderr
+        assert receiver.count("metric") == 10
+        assert receiver.count("error") == 1
+
+
+def test_readme_dictconfig_runs_on_this_python() -> None:
+    """The README's configuration, copied verbatim, works on the running interpreter."""
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).parent.parent / "README.rst").read_text()
+    block = re.search(r"\.\. code-block:: python\n\n((?:    .*\n|\n)+?)(?=\S)", readme.split(
+        "Configure with dictConfig", 1)[1])
+    assert block is not None
+    code = textwrap.dedent(block.group(1))
+    with Receiver() as receiver:
+        result = run_python(code, env={"COMPOSIO_TELEMETRY_URL": receiver.base_url})
+        assert result.returncode == 0, result.stderr
+        assert receiver.count() >= 1, (sys.version, result.stderr)
