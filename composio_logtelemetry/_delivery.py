@@ -7,10 +7,11 @@ throughput. Every event ends in exactly one counter: sent, rejected, spooled or 
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from urllib3.util.retry import Retry
@@ -24,6 +25,7 @@ MAX_BATCH_BYTES = 1024 * 1024
 REPLAY_IDLE_RECHECK = 5.0
 UNHEALTHY_PROBE_INTERVAL = 10.0
 SPOOL_HANDOFF = 0.15
+STALLED_AFTER = 5.0
 
 
 @dataclass(eq=False)
@@ -74,10 +76,11 @@ class Delivery:
         self._unsettled: set[Job] = set()
         self._outbox: queue.Queue[Job | None] = queue.Queue(maxsize=SENDERS)
         self._senders: list[threading.Thread] = []
+        self._senders_lock = threading.Lock()
         self._stop = threading.Event()
         self._draining = False
         self._to_spool = False
-        self.healthy = True
+        self._last_success = time.monotonic()
         self._consecutive_failures = 0
         self._next_replay = 0.0
         self._handoff_at = float("inf")
@@ -157,25 +160,27 @@ class Delivery:
                 self._settle_failed(job, "shutdown timeout")
                 return
             try:
-                self._outbox.put(job, timeout=0.05 if self.healthy else 0.0)
+                self._outbox.put(job, timeout=0.05 if self._keeping_up() else 0.0)
                 return
             except queue.Full:
-                if not self.healthy:
+                if not self._keeping_up():
                     self._settle_failed(job, "endpoint unavailable")
                     return
 
     # -- replaying the spool -------------------------------------------------------------
 
-    def _replay(self) -> None:
-        if self.spool is None or self._draining:
-            return
+    def _replay(self) -> bool:
+        """Claims spooled events for the senders; True if it submitted any."""
+        if self.spool is None:
+            return False
         now = time.monotonic()
         if now < self._next_replay:
-            return
+            return False
         if not self.healthy:
             self._next_replay = now + UNHEALTHY_PROBE_INTERVAL
             if self._unsettled:
-                return  # jobs in flight already probe the endpoint
+                return False  # jobs in flight already probe the endpoint
+        submitted = False
         while not self._outbox.full():
             try:
                 claim = self.spool.claim(self.batch_size)
@@ -187,30 +192,37 @@ class Delivery:
                 self._count("spool_expired", expired)
             if claim is None:
                 self._next_replay = now + REPLAY_IDLE_RECHECK
-                return
+                return submitted
             job = Job(claim.kind, list(claim.bodies), claim)
             with self._settle_lock:
                 self._unsettled.add(job)
+            self._start_senders()
             try:
                 self._outbox.put_nowait(job)
             except queue.Full:
                 self._release(job)
-                return
+                return submitted
+            submitted = True
             if not self.healthy:
-                return  # one probe at a time while the endpoint is down
+                break  # one probe at a time while the endpoint is down
+        return submitted
 
     # -- the sender side ---------------------------------------------------------------------
 
     def _start_senders(self) -> None:
         if self._senders:
             return
-        for number in range(SENDERS):
-            thread = threading.Thread(
-                target=self._send_forever, name=f"composio-telemetry-sender-{number}", daemon=True
-            )
-            thread.start()
-            self._register_thread(thread)
-            self._senders.append(thread)
+        with self._senders_lock:
+            if not self._senders:
+                self._senders = [self._start_sender(number) for number in range(SENDERS)]
+
+    def _start_sender(self, number: int) -> threading.Thread:
+        thread = threading.Thread(
+            target=self._send_forever, name=f"composio-telemetry-sender-{number}", daemon=True
+        )
+        thread.start()
+        self._register_thread(thread)
+        return thread
 
     def _send_forever(self) -> None:
         while True:
@@ -253,50 +265,73 @@ class Delivery:
         """At exit, a failing endpoint is not worth the user's wait: spool at once."""
         return self._draining and self._consecutive_failures >= 2
 
+    @property
+    def healthy(self) -> bool:
+        """The last attempt succeeded: the moment to replay the spool."""
+        return self._consecutive_failures == 0
+
+    def _keeping_up(self) -> bool:
+        """Worth waiting for a free sender: a flaky endpoint is, a dead one for a while is not."""
+        return self.healthy or time.monotonic() - self._last_success < STALLED_AFTER
+
     def _mark_health(self, healthy: bool) -> None:
-        self._consecutive_failures = 0 if healthy else self._consecutive_failures + 1
-        if healthy and not self.healthy:
-            self._next_replay = 0.0
-        self.healthy = healthy
+        if healthy:
+            if not self.healthy:
+                self._next_replay = 0.0
+            self._last_success = time.monotonic()
+            self._consecutive_failures = 0
+        else:
+            self._consecutive_failures += 1
 
     # -- settling: each job ends exactly once --------------------------------------------------
 
-    def _settle(self, job: Job) -> bool:
+    @contextlib.contextmanager
+    def _settling(self, job: Job) -> Iterator[bool]:
+        """Yields True to the one caller that settles ``job``; waiters wake once it is recorded."""
         with self._settle_lock:
-            if job.settled:
-                return False
+            mine = not job.settled
             job.settled = True
-            self._unsettled.discard(job)
-            self._settle_lock.notify_all()
-            return True
+        try:
+            yield mine
+        finally:
+            if mine:
+                with self._settle_lock:
+                    self._unsettled.discard(job)
+                    self._settle_lock.notify_all()
 
     def _settle_sent(self, job: Job) -> None:
-        if not self._settle(job):
-            return
-        self._count("sent", len(job.bodies))
-        if job.claim is not None:
-            self._count("replayed", len(job.bodies))
-            self._finish_claim(job.claim, delivered=True)
+        with self._settling(job) as mine:
+            if not mine:
+                return
+            self._count("sent", len(job.bodies))
+            if job.claim is not None:
+                self._count("replayed", len(job.bodies))
+                self._finish_claim(job.claim, delivered=True)
 
     def _settle_rejected(self, job: Job, outcome: Outcome) -> None:
-        if not self._settle(job):
-            return
-        self._count("rejected", len(job.bodies))
-        _diagnostics.warn(
-            f"rejected-{outcome.status}",
-            f"the telemetry endpoint rejected {len(job.bodies)} event(s) with "
-            f"{outcome.describe()} ({self.transport.urls[job.kind]}); they are dropped",
-        )
-        if job.claim is not None:
-            self._finish_claim(job.claim, delivered=True)
+        with self._settling(job) as mine:
+            if not mine:
+                return
+            self._count("rejected", len(job.bodies))
+            _diagnostics.warn(
+                f"rejected-{outcome.status}",
+                f"the telemetry endpoint rejected {len(job.bodies)} event(s) with "
+                f"{outcome.describe()} ({self.transport.urls[job.kind]}); they are dropped",
+            )
+            if job.claim is not None:
+                self._finish_claim(job.claim, delivered=True)
 
     def _settle_failed(self, job: Job, reason: str) -> None:
-        if not self._settle(job):
-            return
-        if job.claim is not None:
-            self._finish_claim(job.claim, delivered=False)
-            return
-        self._count("failed", len(job.bodies))
+        with self._settling(job) as mine:
+            if not mine:
+                return
+            if job.claim is not None:
+                self._finish_claim(job.claim, delivered=False)
+                return
+            self._count("failed", len(job.bodies))
+            self._spool_or_drop(job, reason)
+
+    def _spool_or_drop(self, job: Job, reason: str) -> None:
         if self.spool is None:
             self._count("dropped", len(job.bodies))
             _diagnostics.warn(
@@ -314,8 +349,9 @@ class Delivery:
             self._count("spool_evicted", evicted)
 
     def _release(self, job: Job) -> None:
-        if self._settle(job) and job.claim is not None:
-            self._finish_claim(job.claim, delivered=False)
+        with self._settling(job) as mine:
+            if mine and job.claim is not None:
+                self._finish_claim(job.claim, delivered=False)
 
     def _finish_claim(self, claim: Claim, *, delivered: bool) -> None:
         assert self.spool is not None
@@ -345,7 +381,11 @@ class Delivery:
         """Sends what it can until ``deadline``, then spools whatever is still unsettled."""
         self.begin_drain(deadline)
         self.send_pending()
-        self.wait_idle(deadline - SPOOL_HANDOFF)
+        # A healthy endpoint also takes what earlier runs spooled, while the budget lasts.
+        while self.wait_idle(self._handoff_at) and self.healthy and self.background:
+            self._next_replay = 0.0
+            if not self._replay():
+                break
         self._to_spool = True
         self._stop.set()
         with self._settle_lock:

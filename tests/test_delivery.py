@@ -1,0 +1,238 @@
+"""Delivery under real network trouble: retries, spool, bounded exit, bounded memory."""
+
+from __future__ import annotations
+
+import collections
+import email.utils
+import json
+import threading
+import time
+from typing import Any
+
+from composio_logtelemetry._spool import Spool
+
+from .conftest import FaultyEndpoint, closed_port, run_python
+
+
+def _numbers(events: list[dict[str, Any]]) -> collections.Counter[int]:
+    return collections.Counter(event["props"]["n"] for event in events)
+
+
+def test_flaky_endpoint_loses_nothing(endpoint: FaultyEndpoint, pipeline: Any) -> None:
+    endpoint.flaky(failure_rate=0.30, reset_rate=0.10)
+    logger, handler = pipeline(batch_size=100, max_retries=10)
+    for number in range(3000):
+        logger.info("x", extra={"telemetry": {"functionName": "Flaky", "props": {"n": number}}})
+    assert handler.flush(60.0), handler.stats()
+    seen = _numbers(endpoint.of_kind("metric"))
+    assert set(seen) == set(range(3000))  # at-least-once: every event arrived
+    duplicates = sum(seen.values()) - 3000
+    assert duplicates <= 300  # a reset after the body was read may repeat a batch, rarely
+    stats = handler.stats()
+    assert stats["retried"] > 0 and stats["spooled"] == 0 and stats["dropped"] == 0
+    assert sum(endpoint.batches) / len(endpoint.batches) > 20  # many events per POST
+    assert endpoint.violations == []
+
+
+def test_client_errors_are_rejected_not_retried(endpoint: FaultyEndpoint, pipeline: Any) -> None:
+    calls = []
+
+    def script(kind: str) -> tuple[Any, ...]:
+        calls.append(kind)
+        return ("status", 400, {})
+
+    endpoint.script = script
+    logger, handler = pipeline()
+    logger.info("x", extra={"telemetry": {"functionName": "Rejected"}})
+    assert not handler.flush(5.0)
+    assert handler.stats()["rejected"] == 1
+    assert handler.stats()["retried"] == 0
+    assert calls == ["metric"]
+
+
+def test_retry_after_is_honoured(endpoint: FaultyEndpoint, pipeline: Any) -> None:
+    answered_at: list[float] = []
+
+    def script(kind: str) -> tuple[Any, ...]:
+        answered_at.append(time.monotonic())
+        if len(answered_at) == 1:
+            return ("status", 429, {"Retry-After": "1"})
+        if len(answered_at) == 2:
+            retry_date = email.utils.formatdate(time.time() + 3, usegmt=True)
+            return ("status", 503, {"Retry-After": retry_date})
+        return ("ok",)
+
+    endpoint.script = script
+    logger, handler = pipeline(retry_backoff=0.01)
+    logger.info("x", extra={"telemetry": {"functionName": "Patient"}})
+    assert handler.flush(10.0)
+    assert answered_at[1] - answered_at[0] >= 0.9  # waited the seconds asked
+    assert answered_at[2] - answered_at[1] >= 1.5  # and the HTTP-date (1 s resolution)
+    assert handler.stats()["retried"] == 2
+
+
+def test_outage_spools_then_replays_when_the_endpoint_answers_again(
+    endpoint: FaultyEndpoint, pipeline: Any, tmp_path: Any
+) -> None:
+    down = threading.Event()
+    down.set()
+    endpoint.script = lambda kind: ("status", 503, {}) if down.is_set() else ("ok",)
+    logger, handler = pipeline(max_retries=1, flush_interval=0.1)
+    for number in range(300):
+        logger.info("x", extra={"telemetry": {"functionName": "Outage", "props": {"n": number}}})
+    assert not handler.flush(10.0)  # not delivered: spooled
+    assert handler.stats()["spooled"] == 300
+    assert Spool(tmp_path / "spool.sqlite3").stats()["events"] == 300
+    down.clear()
+    logger.info("x", extra={"telemetry": {"functionName": "Outage", "props": {"n": 300}}})
+    assert endpoint.wait_for(301, timeout=20.0)  # the new event, and the spool replayed
+    assert set(_numbers(endpoint.of_kind("metric"))) == set(range(301))
+    assert handler.flush(5.0)
+    assert handler.stats()["replayed"] == 300
+
+
+def test_queue_full_drops_and_counts_without_blocking(
+    endpoint: FaultyEndpoint, pipeline: Any, capfd: Any
+) -> None:
+    gate = threading.Event()
+    endpoint.script = lambda kind: ("stall",) if not gate.is_set() else ("ok",)
+    logger, handler = pipeline(queue_options={"maxsize": 50}, timeout=5.0)
+    started = time.monotonic()
+    for number in range(5000):
+        logger.info("x", extra={"telemetry": {"functionName": "Full", "props": {"n": number}}})
+    assert time.monotonic() - started < 2.0  # never waits for the stalled endpoint
+    dropped = handler.stats()["dropped_queue_full"]
+    assert dropped > 1000
+    err = capfd.readouterr().err
+    assert err.count("telemetry queue is full") == 1  # one line, not one per record
+    assert "Traceback" not in err
+    gate.set()
+    endpoint.release_stalls.set()
+
+
+def test_each_request_stays_under_the_byte_cap(endpoint: FaultyEndpoint, pipeline: Any) -> None:
+    sizes: list[int] = []
+    original_accept = endpoint.accept
+
+    def measuring_accept(kind: str, body: bytes) -> None:
+        sizes.append(len(body))
+        original_accept(kind, body)
+
+    endpoint.accept = measuring_accept  # type: ignore[method-assign]
+    logger, handler = pipeline(batch_size=100)
+    blob = {f"k{i}": "x" * 4000 for i in range(7)}  # ~28 KiB of props per event
+    for number in range(100):
+        logger.info("x", extra={"telemetry": {"functionName": "Big", "props": {**blob, "n": number}}})
+    assert handler.flush(20.0)
+    assert len(endpoint.of_kind("metric")) == 100
+    assert max(sizes) <= 1024 * 1024
+    assert len(sizes) >= 3
+
+
+EXIT_APP = """
+import logging, logging.config, sys
+logging.config.dictConfig({{
+    "version": 1,
+    "handlers": {{
+        "telemetry": {{"class": "composio_logtelemetry.TelemetryQueueHandler",
+                       "handlers": ["composio"], ".": {{"shutdown_timeout": {timeout}}}}},
+        "composio": {{"class": "composio_logtelemetry.TelemetryHandler", "endpoint": {url!r},
+                     "spool_path": {spool!r}, "timeout": 2.0}},
+    }},
+    "root": {{"handlers": ["telemetry"], "level": "INFO"}},
+}})
+log = logging.getLogger("app")
+for i in range({first}, {first} + {count}):
+    log.info("tick", extra={{"telemetry": {{"functionName": "Exit.tick", "props": {{"n": i}}}}}})
+"""
+
+
+def test_exit_with_endpoint_down_is_bounded_and_the_next_run_delivers(
+    endpoint: FaultyEndpoint, tmp_path: Any
+) -> None:
+    spool = str(tmp_path / "shared.sqlite3")
+    down_url = f"http://127.0.0.1:{closed_port()}/v1"
+    first = run_python(EXIT_APP.format(timeout=2.0, url=down_url, spool=spool, first=0, count=2000))
+    assert first.returncode == 0, first.stderr
+    assert first.elapsed < 2.0 + 1.0
+    assert "2000 saved to the spool" in first.stderr
+    assert "Traceback" not in first.stderr
+    assert Spool(spool).stats()["events"] == 2000
+
+    second = run_python(
+        EXIT_APP.format(timeout=5.0, url=endpoint.base_url, spool=spool, first=2000, count=1)
+    )
+    assert second.returncode == 0, second.stderr
+    assert set(_numbers(endpoint.of_kind("metric"))) == set(range(2001))
+    assert Spool(spool).stats()["events"] == 0
+
+
+def test_stalled_endpoint_does_not_stretch_the_exit(
+    endpoint: FaultyEndpoint, tmp_path: Any
+) -> None:
+    endpoint.script = lambda kind: ("stall",)
+    spool = str(tmp_path / "stalled.sqlite3")
+    result = run_python(
+        EXIT_APP.format(timeout=1.5, url=endpoint.base_url, spool=spool, first=0, count=500)
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.elapsed < 1.5 + 1.0
+    assert Spool(spool).stats()["events"] == 500  # nothing lost: all spooled for next time
+
+
+def test_two_processes_replaying_one_spool_deliver_each_event_once(
+    endpoint: FaultyEndpoint, tmp_path: Any
+) -> None:
+    import subprocess
+    import sys
+
+    spool_path = str(tmp_path / "workers.sqlite3")
+    spool = Spool(spool_path)
+    bodies = [json.dumps({"functionName": "Spooled", "props": {"n": n}}) for n in range(3000)]
+    spool.add("metric", bodies)
+    spool.close()
+    code = EXIT_APP.format(timeout=20.0, url=endpoint.base_url, spool=spool_path, first=0, count=0)
+    code += "log.info('go', extra={'telemetry': {'functionName': 'Worker'}})\n"
+    workers = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(2)]
+    assert [worker.wait(60) for worker in workers] == [0, 0]
+    seen = _numbers([e for e in endpoint.of_kind("metric") if e["functionName"] == "Spooled"])
+    assert set(seen) == set(range(3000))
+    assert max(seen.values()) == 1  # no event replayed twice
+    assert Spool(spool_path).stats()["events"] == 0
+
+
+MEMORY_APP = """
+import logging, os, sys, time
+from composio_logtelemetry import TelemetryHandler, TelemetryQueueHandler
+handler = TelemetryHandler(endpoint={url!r}, spool=False, max_retries=1)
+queue_handler = TelemetryQueueHandler(handlers=[handler], shutdown_timeout=1.0)
+log = logging.getLogger("app")
+log.propagate = False
+log.addHandler(queue_handler)
+log.setLevel(logging.INFO)
+page = os.sysconf("SC_PAGE_SIZE")
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * page
+slowest = 0.0
+marks = {{}}
+for i in range(200_000):
+    started = time.perf_counter()
+    log.info("tick", extra={{"telemetry": {{"functionName": "Mem.tick", "props": {{"n": i}}}}}})
+    slowest = max(slowest, time.perf_counter() - started)
+    if i in (50_000, 199_999):
+        marks[i] = rss()
+stats = queue_handler.stats()
+print(marks[50_000], marks[199_999], slowest, stats["dropped"] + stats["dropped_queue_full"])
+"""
+
+
+def test_memory_stays_flat_with_the_endpoint_down_and_no_spool() -> None:
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    result = run_python(MEMORY_APP.format(url=url), timeout=120)
+    assert result.returncode == 0, result.stderr
+    rss_early, rss_late, slowest, lost = result.stdout.split()
+    assert int(rss_late) - int(rss_early) < 8 * 2**20
+    assert float(slowest) < 0.5  # no log call waits on the network
+    assert int(lost) > 0  # and what could not be kept is counted
+    assert "lost" in result.stderr  # and said once at exit
