@@ -154,7 +154,7 @@ class Delivery:
         if not self.background:
             self._deliver(job)
             return
-        self._start_senders()
+        self.start_senders()
         while True:
             if self._to_spool or time.monotonic() >= self._handoff_at:
                 self._settle_failed(job, "shutdown timeout")
@@ -196,7 +196,7 @@ class Delivery:
             job = Job(claim.kind, list(claim.bodies), claim)
             with self._settle_lock:
                 self._unsettled.add(job)
-            self._start_senders()
+            self.start_senders()
             try:
                 self._outbox.put_nowait(job)
             except queue.Full:
@@ -209,7 +209,7 @@ class Delivery:
 
     # -- the sender side ---------------------------------------------------------------------
 
-    def _start_senders(self) -> None:
+    def start_senders(self) -> None:
         if self._senders:
             return
         with self._senders_lock:

@@ -88,7 +88,10 @@ def _string(value: object, where: str, *, non_empty: bool = False) -> str:
 def _number(value: object, where: str, *, minimum: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{where} must be a number, got {_type_name(value)}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError(f"{where} must be finite, got an integer too large for a float") from None
     if not math.isfinite(number):
         raise ValueError(f"{where} must be finite, got {value!r}")
     if minimum is not None and number < minimum:

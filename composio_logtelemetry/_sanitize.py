@@ -71,7 +71,10 @@ def to_json_safe(value: Any, depth: int = 0, path: frozenset[int] = frozenset())
         return "<cycle>"
     inner = path | {id(value)}
     if isinstance(value, dict):
-        items = list(value.items())
+        try:
+            items = list(value.items())
+        except Exception:  # a dict subclass whose items() raises
+            return f"<unserializable {type(value).__name__}>"
         out = {
             _key(key): to_json_safe(item, depth + 1, inner) for key, item in items[:MAX_ITEMS]
         }
@@ -79,7 +82,10 @@ def to_json_safe(value: Any, depth: int = 0, path: frozenset[int] = frozenset())
             out["..."] = f"[truncated {len(items) - MAX_ITEMS} items]"
         return out
     if isinstance(value, list | tuple | set | frozenset):
-        seq = list(value)
+        try:
+            seq = list(value)
+        except Exception:  # a subclass whose __iter__ raises
+            return f"<unserializable {type(value).__name__}>"
         out_list = [to_json_safe(item, depth + 1, inner) for item in seq[:MAX_ITEMS]]
         if len(seq) > MAX_ITEMS:
             out_list.append(f"[truncated {len(seq) - MAX_ITEMS} items]")

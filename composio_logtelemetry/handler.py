@@ -296,6 +296,12 @@ class TelemetryHandler(logging.Handler):
 
     # -- background delivery hooks, driven by TelemetryQueueListener ------------------------
 
+    def start_background(self) -> None:
+        """Starts the sender threads now: Python 3.12+ refuses new threads once exit began."""
+        self.background = True
+        if self.enabled:
+            self._engine().start_senders()
+
     def seconds_until_due(self) -> float:
         if self._delivery is None or not self.enabled:
             return float(cast(float, self._delivery_options["flush_interval"]))

@@ -60,6 +60,8 @@ class TelemetryQueueListener(logging.handlers.QueueListener):
             handler.background = True
 
     def start(self) -> None:
+        for handler in self.telemetry_handlers:
+            handler.start_background()
         super().start()
         thread = getattr(self, "_thread", None)
         if isinstance(thread, threading.Thread):

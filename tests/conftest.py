@@ -71,9 +71,7 @@ class FaultyEndpoint:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
-                kind = {"/v1/metrics/invocations": "metric", "/v1/errors": "error"}.get(
-                    self.path
-                )
+                kind = {"/v1/metrics/invocations": "metric", "/v1/errors": "error"}.get(self.path)
                 with endpoint.changed:
                     endpoint.requests += 1
                     endpoint.user_agents.add(self.headers.get("User-Agent", ""))
@@ -98,7 +96,9 @@ class FaultyEndpoint:
                 endpoint.accept(kind, body)
                 self._reply(200, b'{"ok": true}')
 
-            def _reply(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+            def _reply(
+                self, status: int, body: bytes, headers: dict[str, str] | None = None
+            ) -> None:
                 self.send_response(status)
                 for name, value in (headers or {}).items():
                     self.send_header(name, value)
@@ -182,9 +182,7 @@ def closed_port() -> int:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
-) -> Iterator[None]:
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[None]:
     """No test reads the developer's opt-out or endpoint variables or writes their cache."""
     for name in (
         "COMPOSIO_DISABLE_TELEMETRY",

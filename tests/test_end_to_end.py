@@ -90,7 +90,9 @@ def test_telemetry_extra_with_exception_keeps_both(endpoint: FaultyEndpoint, pip
     assert event["error"]["name"] == "KeyError"
 
 
-def test_error_entry_in_the_extra_is_an_error_event(endpoint: FaultyEndpoint, pipeline: Any) -> None:
+def test_error_entry_in_the_extra_is_an_error_event(
+    endpoint: FaultyEndpoint, pipeline: Any
+) -> None:
     logger, handler = pipeline()
     logger.warning(
         "declined",
@@ -193,7 +195,9 @@ except KeyError:
 """
 
 
-@pytest.mark.parametrize(("queue_name", "handler_name"), [("a_queue", "z_http"), ("z_queue", "a_http")])
+@pytest.mark.parametrize(
+    ("queue_name", "handler_name"), [("a_queue", "z_http"), ("z_queue", "a_http")]
+)
 def test_dictconfig_any_order_and_exit_delivers_everything(
     endpoint: FaultyEndpoint, queue_name: str, handler_name: str
 ) -> None:
@@ -226,8 +230,10 @@ def test_readme_dictconfig_runs_on_this_python() -> None:
     import re
 
     readme = (pathlib.Path(__file__).parent.parent / "README.rst").read_text()
-    block = re.search(r"\.\. code-block:: python\n\n((?:    .*\n|\n)+?)(?=\S)", readme.split(
-        "Configure with dictConfig", 1)[1])
+    block = re.search(
+        r"\.\. code-block:: python\n\n((?:    .*\n|\n)+?)(?=\S)",
+        readme.split("Configure with dictConfig", 1)[1],
+    )
     assert block is not None
     code = textwrap.dedent(block.group(1))
     with Receiver() as receiver:
