@@ -6,6 +6,7 @@ message naming the field, and the log path can count and explain what it drops.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import traceback
 from collections.abc import Mapping
@@ -52,10 +53,8 @@ def _type_name(value: object) -> str:
     return type(value).__name__
 
 
-def _canonical_items(
-    value: object, where: str, allowed: tuple[str, ...]
-) -> list[tuple[str, Any]]:
-    """Mapping items with snake_case keys renamed, ``None`` values skipped (no nulls on the wire)."""
+def _canonical_items(value: object, where: str, allowed: tuple[str, ...]) -> list[tuple[str, Any]]:
+    """Items with snake_case keys renamed and ``None`` values skipped (no nulls on the wire)."""
     if not isinstance(value, Mapping):
         raise TypeError(f"{where} must be a dict, got {_type_name(value)}")
     items: list[tuple[str, Any]] = []
@@ -64,9 +63,7 @@ def _canonical_items(
         key = _ALIASES.get(raw_key, raw_key) if isinstance(raw_key, str) else raw_key
         if key not in allowed:
             place = f"{where}.{raw_key}" if where != "telemetry" else str(raw_key)
-            raise ValueError(
-                f"unknown key {place!r}; expected one of: {', '.join(allowed)}"
-            )
+            raise ValueError(f"unknown key {place!r}; expected one of: {', '.join(allowed)}")
         if key in seen:
             raise ValueError(f"{where}.{key} is given twice (snake_case and camelCase)")
         seen.add(key)
@@ -126,10 +123,8 @@ def error_from_exception(exc: BaseException) -> ErrorData:
         error["message"] = str(exc)
     except Exception:
         error["message"] = f"<unprintable {type(exc).__name__}>"
-    try:
+    with contextlib.suppress(Exception):
         error["stack"] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    except Exception:
-        pass
     return cast(ErrorData, error)
 
 

@@ -75,9 +75,7 @@ def to_json_safe(value: Any, depth: int = 0, path: frozenset[int] = frozenset())
             items = list(value.items())
         except Exception:  # a dict subclass whose items() raises
             return f"<unserializable {type(value).__name__}>"
-        out = {
-            _key(key): to_json_safe(item, depth + 1, inner) for key, item in items[:MAX_ITEMS]
-        }
+        out = {_key(key): to_json_safe(item, depth + 1, inner) for key, item in items[:MAX_ITEMS]}
         if len(items) > MAX_ITEMS:
             out["..."] = f"[truncated {len(items) - MAX_ITEMS} items]"
         return out

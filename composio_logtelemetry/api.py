@@ -21,7 +21,15 @@ from .handler import TelemetryHandler
 from .models import Event, EventType
 from .queueing import DEFAULT_MAXSIZE, DEFAULT_SHUTDOWN_TIMEOUT, TelemetryQueueHandler
 
-__all__ = ["DEFAULT_LOGGER_NAME", "create_event", "flush", "push_event", "setup", "shutdown", "timed"]
+__all__ = [
+    "DEFAULT_LOGGER_NAME",
+    "create_event",
+    "flush",
+    "push_event",
+    "setup",
+    "shutdown",
+    "timed",
+]
 
 DEFAULT_LOGGER_NAME = "composio.telemetry"
 
@@ -32,7 +40,7 @@ _default_handler: TelemetryQueueHandler | None = None
 _setup_lock = threading.Lock()
 
 
-def create_event(type: EventType, **payload: Any) -> Event:  # noqa: A002 - the SDK's name
+def create_event(type: EventType, **payload: Any) -> Event:
     """A validated event; raises ``ValueError``/``TypeError`` naming the bad field."""
     return make_event(type, payload)
 
@@ -85,7 +93,7 @@ def shutdown(timeout: float | None = None) -> None:
         handler.shutdown(timeout)
 
 
-class timed:  # noqa: N801 - used like a function
+class timed:
     """Measures a call: a metric with ``durationMs`` on success, an error event on failure.
 
     Works as ``@timed("Tools.execute")`` on plain and ``async`` functions, and as

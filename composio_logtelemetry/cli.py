@@ -49,7 +49,9 @@ def _send(args: argparse.Namespace) -> int:
     if outcome.delivered:
         print(f"sent 1 {event_type} event to {url}: {outcome.describe()} in {elapsed_ms:.0f} ms")
         return 0
-    print(f"error: {event_type} event not delivered to {url}: {outcome.describe()}", file=sys.stderr)
+    print(
+        f"error: {event_type} event not delivered to {url}: {outcome.describe()}", file=sys.stderr
+    )
     return 1
 
 

@@ -11,9 +11,10 @@ import logging.config
 import random
 import sys
 import time
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from .api import timed
+from .queueing import TelemetryQueueHandler
 from .receiver import Receiver, percentile
 
 TOOLS = ("Tools.execute", "Toolkits.list", "Triggers.subscribe", "Connections.get")
@@ -58,7 +59,7 @@ def run(out: TextIO = sys.stdout, calls: int = 200) -> int:
     with Receiver() as receiver:
         logging.config.dictConfig(logging_config(receiver.base_url))
         logger = logging.getLogger("demo")
-        handler = logger.handlers[0]
+        handler = cast(TelemetryQueueHandler, logger.handlers[0])
         started = time.perf_counter()
         _workload(logger, calls)
         delivered = handler.flush(10.0)
@@ -69,7 +70,7 @@ def run(out: TextIO = sys.stdout, calls: int = 200) -> int:
             f"{receiver.base_url} in {elapsed:.2f} s (all delivered: {delivered})\n\n"
         )
         out.write(f"{'functionName':<22}{'count':>7}{'errors':>8}{'p50 ms':>9}{'p95 ms':>9}\n")
-        for name in sorted({item['event']['functionName'] for item in events}):
+        for name in sorted({item["event"]["functionName"] for item in events}):
             mine = [item for item in events if item["event"]["functionName"] == name]
             durations = [item["event"].get("durationMs", 0.0) for item in mine]
             errors = sum(1 for item in mine if item["kind"] == "error")

@@ -12,7 +12,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from typing import Any
 
 from . import _diagnostics
 from ._delivery import SENDERS, Delivery
@@ -132,16 +132,14 @@ class TelemetryHandler(logging.Handler):
         self._stats = dict.fromkeys(STAT_KEYS, 0)
         self._stats_lock = threading.Lock()
         self._error_window: dict[str, tuple[float, int]] = {}
-        self._delivery_options = {
-            "timeout": float(timeout),
-            "max_retries": max_retries,
-            "retry_backoff": float(retry_backoff),
-            "batch_size": int(batch_size),
-            "flush_interval": float(flush_interval),
-            "spool": spool,
-            "spool_max_bytes": int(spool_max_bytes),
-            "spool_ttl": float(spool_ttl),
-        }
+        self.timeout = float(timeout)
+        self.max_retries = max_retries
+        self.retry_backoff = float(retry_backoff)
+        self.batch_size = int(batch_size)
+        self.flush_interval = float(flush_interval)
+        self.spool = bool(spool)
+        self.spool_max_bytes = int(spool_max_bytes)
+        self.spool_ttl = float(spool_ttl)
         self.background = False
         self._delivery: Delivery | None = None
         self._delivery_pid = 0
@@ -169,29 +167,24 @@ class TelemetryHandler(logging.Handler):
         return delivery
 
     def _new_delivery(self) -> Delivery:
-        options = self._delivery_options
         transport = Transport(
             self.endpoint,
-            timeout=cast(float, options["timeout"]),
-            max_retries=cast(int, options["max_retries"]),
-            retry_backoff=cast(float, options["retry_backoff"]),
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            retry_backoff=self.retry_backoff,
             pool_size=SENDERS,
         )
         spool = (
-            Spool(
-                self.spool_path,
-                max_bytes=cast(int, options["spool_max_bytes"]),
-                ttl=cast(float, options["spool_ttl"]),
-            )
-            if options["spool"]
+            Spool(self.spool_path, max_bytes=self.spool_max_bytes, ttl=self.spool_ttl)
+            if self.spool
             else None
         )
         return Delivery(
             transport,
             spool,
             self._count,
-            batch_size=cast(int, options["batch_size"]),
-            flush_interval=cast(float, options["flush_interval"]),
+            batch_size=self.batch_size,
+            flush_interval=self.flush_interval,
             background=self.background,
             thread_registry=register_library_thread,
         )
@@ -209,11 +202,14 @@ class TelemetryHandler(logging.Handler):
             return
         try:
             event = self.telemetry_formatter.build_event(record)
-        except (TypeError, ValueError) as exc:
+        except Exception as exc:  # also hostile input: a mapping whose items() raises...
             self._invalid(exc, f"logger {record.name!r}, function {record.funcName!r}")
             return
         if event is not None:
-            self._deliver(event)
+            try:
+                self._deliver(event)
+            except Exception:
+                self.handleError(record)
 
     def emit_event(self, event: Event) -> None:
         """Delivers an event made by ``create_event`` (the ``push_event`` path)."""
@@ -223,7 +219,7 @@ class TelemetryHandler(logging.Handler):
             event_type, data = event
             checked_type, checked = make_event(event_type, data)
             event = self.telemetry_formatter.complete_event(checked, checked_type)
-        except (TypeError, ValueError) as exc:
+        except Exception as exc:
             self._invalid(exc, "push_event")
             return
         self._deliver(event)
@@ -276,9 +272,15 @@ class TelemetryHandler(logging.Handler):
 
     def _invalid(self, exc: BaseException, where: str) -> None:
         self._count("invalid", 1)
+        try:
+            reason = str(exc)
+        except Exception:
+            reason = "<unprintable>"
+        if not isinstance(exc, TypeError | ValueError):
+            reason = f"{type(exc).__name__}: {reason}"
         _diagnostics.warn(
-            f"invalid:{type(exc).__name__}:{exc}",
-            f"telemetry not sent, invalid event from {where}: {exc}",
+            f"invalid:{type(exc).__name__}:{reason}",
+            f"telemetry not sent, invalid event from {where}: {reason}",
         )
 
     def _count(self, key: str, amount: int) -> None:
@@ -304,7 +306,7 @@ class TelemetryHandler(logging.Handler):
 
     def seconds_until_due(self) -> float:
         if self._delivery is None or not self.enabled:
-            return float(cast(float, self._delivery_options["flush_interval"]))
+            return self.flush_interval
         return self._delivery.seconds_until_due()
 
     def on_wake(self) -> None:

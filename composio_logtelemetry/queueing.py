@@ -75,8 +75,9 @@ class TelemetryQueueListener(logging.handlers.QueueListener):
                 (h.seconds_until_due() for h in self.telemetry_handlers),
                 default=None,
             )
+            records: Any = self.queue
             try:
-                return self.queue.get(block, timeout)
+                return records.get(block, timeout)
             except queue.Empty:
                 if not block:
                     raise
@@ -110,8 +111,9 @@ class TelemetryQueueListener(logging.handlers.QueueListener):
         if thread is None:
             return True
         deadline = None if timeout is None else time.monotonic() + timeout
+        records: Any = self.queue
         try:
-            self.queue.put(self._sentinel, True, timeout)
+            records.put(getattr(self, "_sentinel", None), True, timeout)
         except queue.Full:
             return False
         thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
@@ -158,7 +160,7 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
 
     # -- the logging thread's path: as short as we can make it -------------------------------
 
-    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+    def handle(self, record: logging.LogRecord) -> bool:
         """Drops what can't be telemetry before any work; skips the handler lock (the queue is
         thread-safe), so ``emit`` never waits on another thread."""
         if record.exc_info is None and record.__dict__.get("telemetry") is None:
@@ -172,6 +174,8 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
             return False
         if self._started_pid != os.getpid():
             self._start()
+            if self.disabled:  # every telemetry handler is disabled: nothing will read the queue
+                return False
         try:
             self.enqueue(self.prepare(record))
         except Exception:
@@ -197,7 +201,7 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
     def enqueue(self, record: Any) -> None:
         """Drops and counts when full: the stdlib raises (and prints a traceback per record)
         or, with an unbounded queue, grows without limit."""
-        telemetry_queue = self.queue
+        telemetry_queue: Any = self.queue
         if telemetry_queue.qsize() < self.maxsize:
             try:
                 telemetry_queue.put_nowait(record)
@@ -214,6 +218,8 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
 
     def enqueue_event(self, event: Event) -> None:
         """The ``push_event`` path: an already built event skips the record machinery."""
+        if self.disabled:
+            return
         if self._started_pid != os.getpid():
             self._start()
         if not self.disabled:
@@ -231,9 +237,9 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
                 return
             handlers = self._resolve_handlers()
             telemetry = [h for h in handlers if isinstance(h, TelemetryHandler)]
-            if not handlers or (len(telemetry) == len(handlers) and not any(
-                h.enabled for h in telemetry
-            )):
+            if not handlers or (
+                len(telemetry) == len(handlers) and not any(h.enabled for h in telemetry)
+            ):
                 if not handlers:
                     _diagnostics.warn(
                         "no-handlers",
@@ -284,8 +290,9 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
         handlers = self._telemetry_handlers()
         undelivered_before = sum(h.undelivered() for h in handlers)
         request = _FlushRequest()
+        records: Any = self.queue
         try:
-            self.queue.put(request, True, max(0.0, deadline - time.monotonic()))
+            records.put(request, True, max(0.0, deadline - time.monotonic()))
         except queue.Full:
             return False
         if not request.done.wait(max(0.0, deadline - time.monotonic())):
@@ -318,7 +325,8 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
         )
         for handler in handlers:
             handler.close_delivery(deadline)
-        unprocessed = 0 if stopped else self.queue.qsize()
+        records: Any = self.queue
+        unprocessed = 0 if stopped else records.qsize()
         self._report_exit(before, self.stats(), unprocessed, handlers)
 
     def _report_exit(

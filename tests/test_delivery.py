@@ -122,7 +122,9 @@ def test_each_request_stays_under_the_byte_cap(endpoint: FaultyEndpoint, pipelin
     logger, handler = pipeline(batch_size=100)
     blob = {f"k{i}": "x" * 4000 for i in range(7)}  # ~28 KiB of props per event
     for number in range(100):
-        logger.info("x", extra={"telemetry": {"functionName": "Big", "props": {**blob, "n": number}}})
+        logger.info(
+            "x", extra={"telemetry": {"functionName": "Big", "props": {**blob, "n": number}}}
+        )
     assert handler.flush(20.0)
     assert len(endpoint.of_kind("metric")) == 100
     assert max(sizes) <= 1024 * 1024
