@@ -1,0 +1,183 @@
+"""The SDK-compatible API (create_event, push_event, setup, flush, shutdown) and timed()."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import math
+from typing import Any
+
+import pytest
+
+from composio_logtelemetry import create_event, timed
+
+from .conftest import FaultyEndpoint, run_python
+
+
+@pytest.mark.parametrize(
+    ("event_type", "payload", "error", "names"),
+    [
+        ("metrics", {"function_name": "X"}, ValueError, "event type"),
+        ("metric", {}, ValueError, "functionName is required"),
+        ("metric", {"function_name": "  "}, ValueError, "functionName"),
+        ("metric", {"function_name": 3}, TypeError, "functionName must be a string"),
+        ("metric", {"function_name": "X", "duration_ms": -1}, ValueError, "durationMs"),
+        ("metric", {"function_name": "X", "duration_ms": math.nan}, ValueError, "durationMs"),
+        ("metric", {"function_name": "X", "duration_ms": math.inf}, ValueError, "durationMs"),
+        ("metric", {"function_name": "X", "duration_ms": "12"}, TypeError, "durationMs"),
+        ("metric", {"function_name": "X", "duration_ms": True}, TypeError, "durationMs"),
+        (
+            "metric",
+            {"function_name": "X", "source": {"language": "cobol"}},
+            ValueError,
+            "source.language",
+        ),
+        (
+            "metric",
+            {"function_name": "X", "source": {"environment": "prod"}},
+            ValueError,
+            "source.environment",
+        ),
+        ("metric", {"function_name": "X", "colour": "red"}, ValueError, "colour"),
+        ("metric", {"function_name": "X", "metadata": {"team": "a"}}, ValueError, "metadata.team"),
+        ("metric", {"function_name": "X", "props": ["a"]}, TypeError, "props must be a dict"),
+        ("error", {"function_name": "X"}, ValueError, "'error'"),
+        ("error", {"function_name": "X", "error": {"message": "m"}}, ValueError, "error.name"),
+        ("metric", {"function_name": "X", "functionName": "Y"}, ValueError, "twice"),
+    ],
+)
+def test_create_event_rejects_bad_input_naming_the_field(
+    event_type: Any, payload: dict[str, Any], error: type[Exception], names: str
+) -> None:
+    with pytest.raises(error, match=names):
+        create_event(event_type, **payload)
+
+
+def test_create_event_accepts_snake_and_camel_case_and_drops_nulls() -> None:
+    event = create_event(
+        "error",
+        function_name="Tools.execute",
+        durationMs=5,
+        timestamp=None,
+        metadata={"project_id": "p1", "provider": None},
+        error={"name": "ToolError", "error_id": "abc"},
+    )
+    assert event == (
+        "error",
+        {
+            "functionName": "Tools.execute",
+            "durationMs": 5.0,
+            "metadata": {"projectId": "p1"},
+            "error": {"name": "ToolError", "errorId": "abc"},
+        },
+    )
+
+
+def _failing_tool() -> None:
+    raise PermissionError("no access to toolkit")
+
+
+def test_timed_reports_metric_and_error_and_reraises(
+    endpoint: FaultyEndpoint, pipeline: Any
+) -> None:
+    logger, handler = pipeline()
+
+    @timed("Tools.execute", logger=logger, props={"toolkit": "github"})
+    def execute(value: int, *, twice: bool = False) -> int:
+        """Runs a tool."""
+        return value * 2 if twice else value
+
+    assert execute(3, twice=True) == 6
+    assert execute.__name__ == "execute" and execute.__doc__ == "Runs a tool."
+    assert str(inspect.signature(execute)) == "(value: 'int', *, twice: 'bool' = False) -> 'int'"
+
+    raised = PermissionError("no access to toolkit")
+    with pytest.raises(PermissionError) as info, timed("Tools.fail", logger=logger):
+        try:
+            _failing_tool()
+        except PermissionError as exc:
+            raised = exc
+            raise
+    assert info.value is raised  # the very same exception object
+    assert handler.flush(5.0)
+    [metric] = endpoint.of_kind("metric")
+    assert metric["functionName"] == "Tools.execute"
+    assert metric["props"] == {"toolkit": "github"}
+    assert metric["durationMs"] >= 0
+    [error] = endpoint.of_kind("error")
+    assert error["functionName"] == "Tools.fail"
+    assert error["error"]["name"] == "PermissionError"
+    assert error["error"]["message"] == "no access to toolkit"
+    assert "_failing_tool" in error["error"]["stack"]
+    assert "durationMs" in error
+
+
+def test_timed_on_async_functions(endpoint: FaultyEndpoint, pipeline: Any) -> None:
+    logger, handler = pipeline()
+
+    @timed("Async.ok", logger=logger)
+    async def ok() -> str:
+        await asyncio.sleep(0)
+        return "done"
+
+    @timed("Async.fail", logger=logger)
+    async def fail() -> None:
+        await asyncio.sleep(0)
+        raise TimeoutError("slow upstream")
+
+    assert inspect.iscoroutinefunction(ok)
+    assert asyncio.run(ok()) == "done"
+    with pytest.raises(TimeoutError):
+        asyncio.run(fail())
+    assert handler.flush(5.0)
+    assert [e["functionName"] for e in endpoint.of_kind("metric")] == ["Async.ok"]
+    [error] = endpoint.of_kind("error")
+    assert error["error"]["name"] == "TimeoutError" and "in fail" in error["error"]["stack"]
+
+
+def test_timed_rejects_bad_fields_at_decoration_time() -> None:
+    with pytest.raises(ValueError, match="unknown key 'colour'"):
+        timed("X", colour="red")
+
+
+SDK_USE = """
+import composio_logtelemetry as telemetry
+telemetry.setup(endpoint={url!r}, spool=False)
+assert telemetry.setup() is telemetry.setup()  # idempotent
+for i in range(50):
+    telemetry.push_event(telemetry.create_event("metric", function_name="Tools.execute",
+                                                duration_ms=float(i), props={{"i": i}}))
+try:
+    raise ValueError("boom")
+except ValueError as exc:
+    telemetry.push_event(telemetry.create_event("error", function_name="Tools.execute",
+                                                error={{"name": type(exc).__name__,
+                                                        "message": str(exc)}}))
+telemetry.push_event(("metric", {{"functionName": ""}}))  # invalid: counted, not raised
+telemetry.push_event("garbage")  # never raises
+assert telemetry.flush(5.0) is not None
+{ending}
+"""
+
+
+@pytest.mark.parametrize("ending", ["telemetry.shutdown(5.0)", "pass  # just exit"])
+def test_push_event_through_the_default_pipeline(endpoint: FaultyEndpoint, ending: str) -> None:
+    result = run_python(SDK_USE.format(url=endpoint.base_url, ending=ending))
+    assert result.returncode == 0, result.stderr
+    assert len(endpoint.of_kind("metric")) == 50
+    assert [e["error"]["name"] for e in endpoint.of_kind("error")] == ["ValueError"]
+    assert "functionName must be a non-empty string" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert endpoint.violations == []
+
+
+def test_setup_uses_the_composio_telemetry_logger() -> None:
+    result = run_python(
+        "import logging, composio_logtelemetry as t\n"
+        "h = t.setup(enabled=False)\n"
+        "log = logging.getLogger('composio.telemetry')\n"
+        "assert h in log.handlers and log.propagate is False\n"
+        "t.shutdown()\n"
+    )
+    assert result.returncode == 0, result.stderr
