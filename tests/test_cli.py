@@ -1,0 +1,169 @@
+"""The command line, run as users run it: in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+import requests
+
+from composio_logtelemetry._spool import Spool
+
+from .conftest import FaultyEndpoint, closed_port
+
+
+def cli(*args: str, timeout: float = 60.0) -> Any:
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "composio_logtelemetry", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    result.elapsed = time.monotonic() - started  # type: ignore[attr-defined]
+    return result
+
+
+def test_demo_runs_offline_and_reports_what_arrived() -> None:
+    result = cli("demo")
+    assert result.returncode == 0, result.stderr
+    assert "201 events received" in result.stdout
+    assert "all delivered: True" in result.stdout
+    for name in ("Tools.execute", "Toolkits.list", "Triggers.subscribe", "Connections.get"):
+        assert name in result.stdout
+    assert "p50 ms" in result.stdout and "p95 ms" in result.stdout
+    assert "error event: LookupError: Toolkit version not specified." in result.stdout
+    assert result.stderr == ""
+
+
+def test_send_metric_and_error(endpoint: FaultyEndpoint) -> None:
+    result = cli(
+        "send",
+        "--function-name",
+        "Check.ping",
+        "--duration-ms",
+        "3.5",
+        "--endpoint",
+        endpoint.base_url,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "HTTP 200" in result.stdout
+    result = cli(
+        "send",
+        "--function-name",
+        "Check.ping",
+        "--error",
+        "ToolError:it broke",
+        "--endpoint",
+        endpoint.base_url,
+    )
+    assert result.returncode == 0, result.stderr
+    [metric] = endpoint.of_kind("metric")
+    assert metric["durationMs"] == 3.5 and metric["source"]["language"] == "python"
+    [error] = endpoint.of_kind("error")
+    assert error["error"] == {"name": "ToolError", "message": "it broke"}
+
+
+def test_send_reports_an_unreachable_endpoint_in_one_line() -> None:
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    result = cli("send", "--function-name", "Check.ping", "--endpoint", url)
+    assert result.returncode != 0
+    assert result.stderr.count("\n") == 1 and url in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_send_reports_a_failing_endpoint(endpoint: FaultyEndpoint) -> None:
+    endpoint.script = lambda kind: ("status", 500, {})
+    result = cli("send", "--function-name", "Check.ping", "--endpoint", endpoint.base_url)
+    assert result.returncode == 1
+    assert "HTTP 500" in result.stderr
+
+
+def test_send_gives_up_on_a_stalled_endpoint_within_the_timeout(endpoint: FaultyEndpoint) -> None:
+    endpoint.script = lambda kind: ("stall",)
+    result = cli(
+        "send", "--function-name", "Check.ping", "--timeout", "0.5", "--endpoint", endpoint.base_url
+    )
+    assert result.returncode == 1
+    assert "Timeout" in result.stderr
+    assert result.elapsed < 5
+
+
+def test_send_refuses_plain_http_to_another_host() -> None:
+    result = cli("send", "--function-name", "Check.ping", "--endpoint", "http://example.com/v1")
+    assert result.returncode == 2
+    assert "refusing plain http" in result.stderr
+
+
+def test_spool_stats_replay_clear(endpoint: FaultyEndpoint, tmp_path: Any) -> None:
+    path = str(tmp_path / "spool.sqlite3")
+    spool = Spool(path)
+    spool.add(
+        "metric", [json.dumps({"functionName": "Old", "props": {"n": n}}) for n in range(250)]
+    )
+    spool.add("error", [json.dumps({"functionName": "Old", "error": {"name": "E"}})])
+    spool.close()
+    stats = cli("spool", "stats", "--path", path)
+    assert stats.returncode == 0 and "events: 251" in stats.stdout
+    replay = cli("spool", "replay", "--path", path, "--endpoint", endpoint.base_url)
+    assert replay.returncode == 0, replay.stderr
+    assert "replayed 100/251" in replay.stdout and "replayed 251/251" in replay.stdout
+    assert len(endpoint.events) == 251
+    assert "events: 0" in cli("spool", "stats", "--path", path).stdout
+    Spool(path).add("metric", ['{"functionName": "X"}'])
+    cleared = cli("spool", "clear", "--path", path)
+    assert "cleared 1 event" in cleared.stdout
+
+
+def test_spool_replay_stops_cleanly_when_the_endpoint_is_down(tmp_path: Any) -> None:
+    path = str(tmp_path / "spool.sqlite3")
+    Spool(path).add("metric", ['{"functionName": "X"}'])
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    result = cli("spool", "replay", "--path", path, "--endpoint", url)
+    assert result.returncode == 1 and "replay stopped" in result.stderr
+    assert Spool(path).stats()["events"] == 1  # kept for later
+
+
+def test_serve_stores_prints_and_lists_events(tmp_path: Any) -> None:
+    port = closed_port()
+    db = str(tmp_path / "events.sqlite3")
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-u",
+            "-m",
+            "composio_logtelemetry",
+            "serve",
+            "--port",
+            str(port),
+            "--db",
+            db,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert server.stdout is not None
+        banner = server.stdout.readline()
+        assert f"http://127.0.0.1:{port}/v1" in banner
+        body = [{"functionName": "Served.call", "durationMs": 7.0}]
+        reply = requests.post(
+            f"http://127.0.0.1:{port}/v1/metrics/invocations", json=body, timeout=5
+        )
+        assert reply.status_code == 200
+        bad = requests.post(
+            f"http://127.0.0.1:{port}/v1/errors", json={"functionName": "X"}, timeout=5
+        )
+        assert bad.status_code == 400 and "error" in bad.json()["error"]
+        listed = requests.get(f"http://127.0.0.1:{port}/v1/events", timeout=5).json()
+        assert [e["event"]["functionName"] for e in listed["events"]] == ["Served.call"]
+        lines = [server.stdout.readline() for _ in range(2)]
+        assert any("Served.call" in line for line in lines)
+    finally:
+        server.terminate()
+        server.wait(10)
