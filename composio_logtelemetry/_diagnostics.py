@@ -7,6 +7,7 @@ telemetry about telemetry.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -41,3 +42,11 @@ def say(message: str) -> None:
             stream.flush()
     except Exception:
         pass
+
+
+def _reinit_lock_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reinit_lock_in_child)
