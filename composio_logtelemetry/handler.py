@@ -46,6 +46,9 @@ CLOSE_TIMEOUT = 5.0
 BeforeSend = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 
 _library_threads: set[int] = set()
+_open_handlers: set[logging.Handler] = set()
+"""Strong references: in a dictConfig on 3.10/3.11 only a name (a weak reference) points at a
+TelemetryHandler until the queue handler looks it up on the first record."""
 
 
 def register_library_thread(thread: threading.Thread) -> None:
@@ -141,6 +144,7 @@ class TelemetryHandler(logging.Handler):
         self.spool_max_bytes = int(spool_max_bytes)
         self.spool_ttl = float(spool_ttl)
         self.background = False
+        _open_handlers.add(self)
         self._delivery: Delivery | None = None
         self._delivery_pid = 0
         self._delivery_lock = threading.Lock()
@@ -349,6 +353,7 @@ class TelemetryHandler(logging.Handler):
     def close(self) -> None:
         if not self._closed:
             self.close_delivery(time.monotonic() + CLOSE_TIMEOUT)
+        _open_handlers.discard(self)
         super().close()
 
 

@@ -240,3 +240,41 @@ def test_readme_dictconfig_runs_on_this_python() -> None:
         result = run_python(code, env={"COMPOSIO_TELEMETRY_URL": receiver.base_url})
         assert result.returncode == 0, result.stderr
         assert receiver.count() >= 1, (sys.version, result.stderr)
+
+
+def test_handler_named_only_in_dictconfig_survives_garbage_collection(
+    endpoint: FaultyEndpoint,
+) -> None:
+    """On 3.10/3.11 only a name points at the TelemetryHandler until the first record."""
+    code = textwrap.dedent(
+        f"""
+        import gc, logging, logging.config
+        logging.config.dictConfig({{"version": 1, "handlers": {{
+            "q": {{"class": "composio_logtelemetry.TelemetryQueueHandler", "handlers": ["h"]}},
+            "h": {{"class": "composio_logtelemetry.TelemetryHandler",
+                   "endpoint": {endpoint.base_url!r}, "spool": False}}}},
+            "root": {{"handlers": ["q"], "level": "INFO"}}}})
+        gc.collect()
+        logging.getLogger("a").info("x", extra={{"telemetry": {{"functionName": "AfterGC"}}}})
+        """
+    )
+    result = run_python(code)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert [e["functionName"] for e in endpoint.of_kind("metric")] == ["AfterGC"]
+
+
+def test_a_filter_may_replace_the_record(endpoint: FaultyEndpoint, pipeline: Any) -> None:
+    logger, handler = pipeline()
+
+    def rename(record: logging.LogRecord) -> logging.LogRecord | bool:
+        if sys.version_info < (3, 12):
+            record.telemetry = {"functionName": "from.filter"}
+            return True
+        replacement = logging.makeLogRecord(record.__dict__)
+        replacement.telemetry = {"functionName": "from.filter"}
+        return replacement
+
+    handler.addFilter(rename)
+    logger.info("x", extra={"telemetry": {"functionName": "original"}})
+    assert handler.flush(5.0)
+    assert [e["functionName"] for e in endpoint.of_kind("metric")] == ["from.filter"]
