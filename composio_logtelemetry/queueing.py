@@ -165,8 +165,14 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
         thread-safe), so ``emit`` never waits on another thread."""
         if record.exc_info is None and record.__dict__.get("telemetry") is None:
             return False
-        if self.disabled or (self.filters and not self.filter(record)):
+        if self.disabled:
             return False
+        if self.filters:
+            filtered = self.filter(record)  # 3.12+ filters may return a replacement record
+            if not filtered:
+                return False
+            if isinstance(filtered, logging.LogRecord):
+                record = filtered
         if (
             record.name.partition(".")[0] in EXCLUDED_LOGGERS
             or threading.get_ident() in _library_threads
