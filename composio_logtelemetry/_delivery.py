@@ -25,7 +25,8 @@ MAX_BATCH_BYTES = 1024 * 1024
 REPLAY_IDLE_RECHECK = 5.0
 UNHEALTHY_PROBE_INTERVAL = 10.0
 SPOOL_HANDOFF = 0.15
-STALLED_AFTER = 5.0
+PATIENCE = 1.0
+DRAIN_PATIENCE = 0.25
 
 
 @dataclass(eq=False)
@@ -80,7 +81,7 @@ class Delivery:
         self._stop = threading.Event()
         self._draining = False
         self._to_spool = False
-        self._last_success = time.monotonic()
+        self._overflowing = False
         self._consecutive_failures = 0
         self._next_replay = 0.0
         self._handoff_at = float("inf")
@@ -155,17 +156,25 @@ class Delivery:
             self._deliver(job)
             return
         self.start_senders()
-        while True:
-            if self._to_spool or time.monotonic() >= self._handoff_at:
-                self._settle_failed(job, "shutdown timeout")
-                return
+        try:
+            self._outbox.put_nowait(job)
+            self._overflowing = False
+            return
+        except queue.Full:
+            pass
+        # Every sender is busy. A slow or flaky endpoint frees one soon; a hung or dead one
+        # does not, and then waiting would only fill the record queue: spool instead.
+        patience = 0.0 if self._overflowing else (DRAIN_PATIENCE if self._draining else PATIENCE)
+        give_up_at = min(time.monotonic() + patience, self._handoff_at)
+        while not self._to_spool:
             try:
-                self._outbox.put(job, timeout=0.05 if self._keeping_up() else 0.0)
+                self._outbox.put(job, timeout=max(0.0, min(0.05, give_up_at - time.monotonic())))
                 return
             except queue.Full:
-                if not self._keeping_up():
-                    self._settle_failed(job, "endpoint unavailable")
-                    return
+                if time.monotonic() >= give_up_at:
+                    break
+        self._overflowing = True
+        self._settle_failed(job, "endpoint not keeping up")
 
     # -- replaying the spool -------------------------------------------------------------
 
@@ -270,15 +279,11 @@ class Delivery:
         """The last attempt succeeded: the moment to replay the spool."""
         return self._consecutive_failures == 0
 
-    def _keeping_up(self) -> bool:
-        """Worth waiting for a free sender: a flaky endpoint is, a dead one for a while is not."""
-        return self.healthy or time.monotonic() - self._last_success < STALLED_AFTER
-
     def _mark_health(self, healthy: bool) -> None:
         if healthy:
             if not self.healthy:
                 self._next_replay = 0.0
-            self._last_success = time.monotonic()
+            self._overflowing = False
             self._consecutive_failures = 0
         else:
             self._consecutive_failures += 1

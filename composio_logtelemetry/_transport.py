@@ -7,7 +7,6 @@ Retry *policy* (which statuses, how many tries, backoff, ``Retry-After``) is url
 from __future__ import annotations
 
 import ipaddress
-import os
 import random
 import threading
 import urllib.parse
@@ -17,6 +16,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from . import _process
 from ._version import __version__
 
 DEFAULT_ENDPOINT = "https://telemetry.composio.dev/v1"
@@ -96,7 +96,7 @@ class Transport:
 
     def _current_session(self) -> requests.Session:
         """A session of this process: a forked child must not share its parent's sockets."""
-        pid = os.getpid()
+        pid = _process.pid
         if self._session is None or self._session_pid != pid:
             with self._session_lock:
                 if self._session is None or self._session_pid != pid:
@@ -150,5 +150,5 @@ class Transport:
         return retry, random.uniform(backoff / 2, backoff)
 
     def close(self) -> None:
-        if self._session is not None and self._session_pid == os.getpid():
+        if self._session is not None and self._session_pid == _process.pid:
             self._session.close()

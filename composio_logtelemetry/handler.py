@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import _diagnostics
+from . import _diagnostics, _process
 from ._delivery import SENDERS, Delivery
 from ._event import make_event
 from ._spool import Spool, default_spool_path
@@ -160,7 +160,7 @@ class TelemetryHandler(logging.Handler):
     # -- the delivery engine, made on first use in each process ---------------------------------
 
     def _engine(self) -> Delivery:
-        pid = os.getpid()
+        pid = _process.pid
         delivery = self._delivery
         if delivery is None or self._delivery_pid != pid:
             with self._delivery_lock:
@@ -192,6 +192,10 @@ class TelemetryHandler(logging.Handler):
             background=self.background,
             thread_registry=register_library_thread,
         )
+
+    def _current_delivery(self) -> Delivery | None:
+        """This process's engine, if it has one (a forked child starts without)."""
+        return self._delivery if self._delivery_pid == _process.pid else None
 
     def reset_after_fork(self) -> None:
         """Forgets the parent's engine: its threads and sockets do not exist in the child."""
@@ -318,26 +322,28 @@ class TelemetryHandler(logging.Handler):
             self._engine().on_wake()
 
     def send_pending(self) -> None:
-        if self._delivery is not None and self._delivery_pid == os.getpid():
-            self._delivery.send_pending()
+        delivery = self._current_delivery()
+        if delivery is not None:
+            delivery.send_pending()
 
     def wait_idle(self, deadline: float) -> bool:
-        if self._delivery is None or self._delivery_pid != os.getpid():
-            return True
-        return self._delivery.wait_idle(deadline)
+        delivery = self._current_delivery()
+        return True if delivery is None else delivery.wait_idle(deadline)
 
     def begin_drain(self, deadline: float) -> None:
-        if self._delivery is not None and self._delivery_pid == os.getpid():
-            self._delivery.begin_drain(deadline)
+        delivery = self._current_delivery()
+        if delivery is not None:
+            delivery.begin_drain(deadline)
 
     def flush(self, timeout: float | None = None) -> bool:  # type: ignore[override]
         """Sends what is pending; True when nothing is left unsent (bounded by ``timeout``)."""
-        if self._delivery is None or self._delivery_pid != os.getpid():
+        delivery = self._current_delivery()
+        if delivery is None:
             return True
         before = self.undelivered()
-        self._delivery.send_pending()
+        delivery.send_pending()
         deadline = time.monotonic() + (CLOSE_TIMEOUT if timeout is None else timeout)
-        return self._delivery.wait_idle(deadline) and self.undelivered() == before
+        return delivery.wait_idle(deadline) and self.undelivered() == before
 
     def undelivered(self) -> int:
         """Events that left without being delivered: failed, rejected or dropped."""
@@ -346,8 +352,9 @@ class TelemetryHandler(logging.Handler):
 
     def close_delivery(self, deadline: float) -> None:
         """Sends until ``deadline``, then spools the rest (interpreter exit)."""
-        if self._delivery is not None and self._delivery_pid == os.getpid():
-            self._delivery.close(deadline)
+        delivery = self._current_delivery()
+        if delivery is not None:
+            delivery.close(deadline)
         self._closed = True
 
     def close(self) -> None:

@@ -19,7 +19,7 @@ import weakref
 from collections.abc import Iterable
 from typing import Any
 
-from . import _diagnostics
+from . import _diagnostics, _process
 from ._delivery import SPOOL_HANDOFF
 from ._event import error_from_exception
 from .formatter import CAPTURED_ERROR_ATTR
@@ -178,7 +178,7 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
             or threading.get_ident() in _library_threads
         ):
             return False
-        if self._started_pid != os.getpid():
+        if self._started_pid != _process.pid:
             self._start()
             if self.disabled:  # every telemetry handler is disabled: nothing will read the queue
                 return False
@@ -226,7 +226,7 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
         """The ``push_event`` path: an already built event skips the record machinery."""
         if self.disabled:
             return
-        if self._started_pid != os.getpid():
+        if self._started_pid != _process.pid:
             self._start()
         if not self.disabled:
             self.enqueue(event)
@@ -238,7 +238,7 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
 
     def _start(self) -> None:
         with self._start_lock:
-            pid = os.getpid()
+            pid = _process.pid
             if self._started_pid == pid:
                 return
             handlers = self._resolve_handlers()
@@ -290,7 +290,7 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
 
     def flush(self, timeout: float | None = None) -> bool:  # type: ignore[override]
         """Waits (at most ``timeout``) until what was logged before is delivered."""
-        if self._started_pid != os.getpid() or self._shut_down or self.disabled:
+        if self._started_pid != _process.pid or self._shut_down or self.disabled:
             return True
         deadline = time.monotonic() + (self.shutdown_timeout if timeout is None else timeout)
         handlers = self._telemetry_handlers()
@@ -314,7 +314,7 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
 
     def _shutdown_until(self, deadline: float) -> None:
         with self._start_lock:
-            running = self._started_pid == os.getpid() and not self._shut_down
+            running = self._started_pid == _process.pid and not self._shut_down
             self._shut_down = True
             if not running or self.disabled:
                 return
@@ -332,7 +332,7 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
         for handler in handlers:
             handler.close_delivery(deadline)
         records: Any = self.queue
-        unprocessed = 0 if stopped else records.qsize()
+        unprocessed = 0 if stopped else max(0, records.qsize() - 1)  # less the stop sentinel
         self._report_exit(before, self.stats(), unprocessed, handlers)
 
     def _report_exit(
@@ -426,7 +426,7 @@ def drain_all() -> None:
 
 def _register_exit_drain() -> None:
     global _exit_drain_pid
-    pid = os.getpid()
+    pid = _process.pid
     if _exit_drain_pid == pid:
         return
     if _exit_drain_pid == 0:
