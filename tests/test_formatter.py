@@ -1,0 +1,529 @@
+"""``TelemetryFormatter`` on LogRecords, and ``create_event`` errors that name the field."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import decimal
+import enum
+import json
+import logging
+import math
+import sys
+import uuid
+from typing import Any
+
+import pytest
+from pythonjsonlogger.json import JsonEncoder
+
+from composio_logtelemetry import (
+    EnvironmentType,
+    ServiceType,
+    TelemetryFormatter,
+    create_event,
+)
+from composio_logtelemetry._sanitize import MAX_MESSAGE, MAX_PROPS_BYTES, MAX_STACK, MAX_STRING
+from composio_logtelemetry.formatter import CAPTURED_ERROR_ATTR
+
+from .conftest import VALIDATORS
+
+
+def make_record(
+    telemetry: Any = None, *, exc_info: Any = None, func: str = "run_tool", **attrs: Any
+) -> logging.LogRecord:
+    record = logging.LogRecord(
+        "app.tools", logging.INFO, __file__, 42, "tool ran", None, exc_info, func=func
+    )
+    if telemetry is not None:
+        record.telemetry = telemetry
+    record.__dict__.update(attrs)
+    return record
+
+
+def formatted(record: logging.LogRecord, **options: Any) -> dict[str, Any]:
+    """The formatter's JSON, checked to be strict UTF-8 and valid against the event schema."""
+    text = TelemetryFormatter(**options).format(record)
+    text.encode("utf-8")  # no lone surrogates
+    payload: dict[str, Any] = json.loads(text)
+    kind = "error" if "error" in payload else "metric"
+    body = payload if kind == "error" else [payload]
+    assert [e.message for e in VALIDATORS[kind].iter_errors(body)] == []
+    return payload
+
+
+def exc_info_of(exc: BaseException) -> Any:
+    try:
+        raise exc
+    except BaseException:
+        return sys.exc_info()
+
+
+# -- record -> payload ---------------------------------------------------------------------
+
+
+def test_telemetry_extra_becomes_a_camel_case_payload_with_defaults() -> None:
+    record = make_record(
+        {
+            "function_name": "Tools.execute",
+            "duration_ms": 12,
+            "props": {"toolkit": "github"},
+            "source": {"service": ServiceType.APOLLO, "version": "1.0"},
+            "metadata": {"project_id": "proj_1"},
+        }
+    )
+    assert formatted(record, metadata={"provider": "openai"}) == {
+        "functionName": "Tools.execute",
+        "durationMs": 12,
+        "timestamp": record.created,
+        "props": {"toolkit": "github"},
+        "source": {"language": "python", "service": "apollo", "version": "1.0"},
+        "metadata": {"provider": "openai", "projectId": "proj_1"},
+    }
+
+
+def test_function_name_and_timestamp_default_to_the_record() -> None:
+    record = make_record({"durationMs": 1.5}, func="fetch_repos")
+    payload = formatted(record)
+    assert payload["functionName"] == "fetch_repos"
+    assert payload["timestamp"] == record.created
+
+
+def test_record_without_telemetry_or_exception_formats_to_nothing() -> None:
+    assert TelemetryFormatter().format(make_record()) == ""
+    assert TelemetryFormatter().build_event(make_record()) is None
+
+
+def test_exception_becomes_an_error_event_with_the_chained_stack() -> None:
+    try:
+        try:
+            {}["missing"]
+        except KeyError as exc:
+            raise RuntimeError("tool failed") from exc
+    except RuntimeError:
+        record = make_record(exc_info=sys.exc_info())
+    payload = formatted(record)
+    assert payload["functionName"] == "run_tool"
+    assert payload["error"]["name"] == "RuntimeError"
+    assert payload["error"]["message"] == "tool failed"
+    assert "KeyError: 'missing'" in payload["error"]["stack"]
+    assert "direct cause" in payload["error"]["stack"]
+
+
+def test_capture_exceptions_off_ignores_a_bare_exception() -> None:
+    record = make_record(exc_info=exc_info_of(ValueError("x")))
+    assert TelemetryFormatter(capture_exceptions=False).format(record) == ""
+    with_extra = make_record({"functionName": "F"}, exc_info=exc_info_of(ValueError("x")))
+    assert "error" not in formatted(with_extra, capture_exceptions=False)
+
+
+def test_error_captured_by_the_queue_handler_is_used() -> None:
+    """The queue handler drops ``exc_info`` and leaves the ErrorData it captured."""
+    record = make_record({"functionName": "F"}, **{CAPTURED_ERROR_ATTR: {"name": "Captured"}})
+    event = TelemetryFormatter().build_event(record)
+    assert event is not None
+    assert event[0] == "error"
+    assert event[1]["error"] == {"name": "Captured"}
+
+
+def test_the_extra_error_wins_over_the_record_exception() -> None:
+    record = make_record(
+        {"functionName": "F", "error": {"name": "Declined", "code": "E42"}},
+        exc_info=exc_info_of(ValueError("x")),
+    )
+    assert formatted(record)["error"] == {"name": "Declined", "code": "E42"}
+
+
+def test_the_events_own_source_wins_over_the_defaults() -> None:
+    record = make_record({"functionName": "F", "source": {"environment": "staging"}})
+    payload = formatted(record, source={"environment": "production", "host": "web-1"})
+    assert payload["source"] == {
+        "language": "python",
+        "service": "sdk",
+        "environment": "staging",
+        "host": "web-1",
+    }
+
+
+@pytest.mark.parametrize(("value", "expected"), [("CI", "ci"), ("test", "test"), ("bogus", None)])
+def test_environment_variable_sets_a_valid_environment_only(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: str | None
+) -> None:
+    monkeypatch.setenv("ENVIRONMENT", value)
+    source = formatted(make_record({"functionName": "F"}))["source"]
+    assert source.get("environment") == expected
+
+
+def test_invalid_defaults_are_refused_at_construction() -> None:
+    with pytest.raises(ValueError, match=r"source\.environment"):
+        TelemetryFormatter(source={"environment": "prod"})
+    with pytest.raises(ValueError, match=r"metadata\.colour"):
+        TelemetryFormatter(metadata={"colour": "red"})
+
+
+def test_it_works_as_a_plain_logging_formatter(capsys: pytest.CaptureFixture[str]) -> None:
+    stream_handler = logging.StreamHandler(sys.stdout)
+    stream_handler.setFormatter(TelemetryFormatter())
+    logger = logging.getLogger("formatter.as.formatter")
+    logger.propagate = False
+    logger.addHandler(stream_handler)
+    try:
+        logger.warning("x", extra={"telemetry": {"functionName": "Printed"}})
+    finally:
+        logger.removeHandler(stream_handler)
+    assert json.loads(capsys.readouterr().out)["functionName"] == "Printed"
+
+
+# -- odd objects in props: encoded with python-json-logger's encoder, never an exception -------
+
+
+class Colour(enum.Enum):
+    RED = "red"
+
+
+@dataclasses.dataclass
+class Shipment:
+    sku: str
+    shipped: datetime.date
+
+
+class Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+class UnlistableList(list):  # type: ignore[type-arg]
+    def __iter__(self) -> Any:
+        raise RuntimeError("no iteration")
+
+
+class ItemlessDict(dict):  # type: ignore[type-arg]
+    def items(self) -> Any:
+        raise RuntimeError("no items")
+
+
+ENCODER = JsonEncoder()
+MOMENT = datetime.datetime(2025, 1, 16, 7, 25, 45, 123456, tzinfo=datetime.timezone.utc)
+ID = uuid.UUID("12345678-1234-5678-1234-567812345678")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (MOMENT, ENCODER.default(MOMENT)),
+        (MOMENT.date(), "2025-01-16"),
+        (MOMENT.time(), ENCODER.default(MOMENT.time())),
+        (ID, str(ID)),
+        (decimal.Decimal("1.10"), "1.10"),
+        (decimal.Decimal("NaN"), "NaN"),
+        (b"\xff\x00binary", ENCODER.default(b"\xff\x00binary")),
+        (bytearray(b"ab"), ENCODER.default(bytearray(b"ab"))),
+        (Colour.RED, "red"),
+        (Shipment("A-1", MOMENT.date()), {"sku": "A-1", "shipped": "2025-01-16"}),
+        (ValueError("bad input"), "ValueError: bad input"),
+        (Unprintable(), ENCODER.default(Unprintable())),
+        (1 + 2j, "(1+2j)"),
+        (10**40, str(10**40)),
+        (math.inf, "inf"),
+        (math.nan, "nan"),
+        ((1, "two"), [1, "two"]),
+        (frozenset({"only"}), ["only"]),
+        (UnlistableList([1]), "<unserializable UnlistableList>"),
+        (ItemlessDict(a=1), "<unserializable ItemlessDict>"),
+        ("lone \ud800 surrogate", "lone \ufffd surrogate"),
+        (None, None),
+    ],
+    ids=lambda value: type(value).__name__,
+)
+def test_odd_prop_values_are_encoded(value: Any, expected: Any) -> None:
+    payload = formatted(make_record({"functionName": "F", "props": {"value": value}}))
+    assert payload["props"] == {"value": expected}
+
+
+def test_sets_become_lists() -> None:
+    props = formatted(make_record({"functionName": "F", "props": {"tags": {"b", "a"}}}))["props"]
+    assert sorted(props["tags"]) == ["a", "b"]
+
+
+def test_cycles_are_cut() -> None:
+    loop: dict[str, Any] = {"name": "loop"}
+    loop["self"] = loop
+    loop["items"] = [loop]
+    props = formatted(make_record({"functionName": "F", "props": {"loop": loop}}))["props"]
+    assert props["loop"] == {"name": "loop", "self": "<cycle>", "items": ["<cycle>"]}
+
+
+def test_the_same_object_twice_is_not_a_cycle() -> None:
+    shared = {"k": 1}
+    props = formatted(make_record({"functionName": "F", "props": {"a": shared, "b": shared}}))
+    assert props["props"] == {"a": {"k": 1}, "b": {"k": 1}}
+
+
+def test_deep_nesting_is_cut_with_a_marker() -> None:
+    value: Any = "bottom"
+    for _ in range(5000):  # deeper than the recursion limit
+        value = {"down": [value]}
+    text = json.dumps(formatted(make_record({"functionName": "F", "props": {"deep": value}})))
+    assert "<max depth>" in text
+    assert "bottom" not in text
+
+
+def test_odd_keys_become_strings() -> None:
+    props = formatted(
+        make_record({"functionName": "F", "props": {1: "a", (2, 3): "b", Unprintable(): "c"}})
+    )["props"]
+    assert props == {"1": "a", "(2, 3)": "b", "<Unprintable>": "c"}
+
+
+def test_surrogates_anywhere_become_replacement_characters() -> None:
+    record = make_record(
+        {"functionName": "Tool\udc80", "source": {"host": "h\ud800"}, "props": {"\udfff": 1}}
+    )
+    payload = formatted(record)
+    assert payload["functionName"] == "Tool\ufffd"
+    assert payload["source"]["host"] == "h\ufffd"
+    assert payload["props"] == {"\ufffd": 1}
+
+
+# -- size caps, each with a visible marker ---------------------------------------------------
+
+
+def test_long_prop_strings_are_truncated_with_a_marker() -> None:
+    props = formatted(make_record({"functionName": "F", "props": {"blob": "x" * 3_000_000}}))
+    blob = props["props"]["blob"]
+    assert blob.startswith("x" * MAX_STRING)
+    assert blob.endswith(f"...[truncated {3_000_000 - MAX_STRING} chars]")
+
+
+def test_props_over_the_byte_cap_are_trimmed_with_a_marker() -> None:
+    many = {f"field_{n}": "y" * 4000 for n in range(40)}
+    props = formatted(make_record({"functionName": "F", "props": many}))["props"]
+    assert len(json.dumps(props).encode()) <= MAX_PROPS_BYTES
+    assert "_truncated" in props
+    assert "some dropped" in props["_truncated"]
+
+
+def test_long_lists_are_truncated_with_a_marker() -> None:
+    props = formatted(make_record({"functionName": "F", "props": {"ids": list(range(1000))}}))
+    ids = props["props"]["ids"]
+    assert ids[-1] == "[truncated 800 items]"
+    assert ids[:-1] == list(range(200))
+
+
+def test_huge_error_message_and_stack_are_truncated_with_markers() -> None:
+    record = make_record(
+        {
+            "functionName": "F",
+            "error": {"name": "Huge", "message": "m" * 5_000_000, "stack": "s" * 5_000_000},
+        }
+    )
+    error = formatted(record)["error"]
+    assert len(error["message"]) < MAX_MESSAGE + 100
+    assert "...[truncated" in error["message"]
+    assert len(error["stack"]) < MAX_STACK + 100
+    assert "...[truncated" in error["stack"]
+
+
+def test_a_long_traceback_keeps_its_head_and_tail() -> None:
+    def fail(depth: int) -> None:
+        try:
+            if depth:
+                fail(depth - 1)
+            raise LookupError("the first failure")
+        except LookupError as exc:
+            raise LookupError(f"wrapped at depth {depth}: " + "z" * 2000) from exc
+
+    record = make_record(exc_info=exc_info_of_call(lambda: fail(30)))
+    stack = formatted(record)["error"]["stack"]
+    assert stack.startswith("Traceback (most recent call last):")
+    assert "the first failure" in stack  # the head: where it started
+    assert stack.rstrip().endswith("z")  # the tail: the outermost exception
+    assert "wrapped at depth 30" in stack
+    assert "...[truncated" in stack
+    assert len(stack) < MAX_STACK + 100
+
+
+def exc_info_of_call(function: Any) -> Any:
+    try:
+        function()
+    except BaseException:
+        return sys.exc_info()
+    raise AssertionError("expected an exception")
+
+
+# -- redaction ---------------------------------------------------------------------------------
+
+SECRET_TEXTS = [
+    ("Authorization: Bearer eyJhbGciOi.eyJzdWIi.c2lnbmF0dXJl", "eyJhbGciOi"),
+    ("header Basic dXNlcjpwYXNzd29yZA== rejected", "dXNlcjpwYXNzd29yZA"),
+    ("call failed: api_key=sk-live-123456", "sk-live-123456"),
+    ("x-api-key: abcdef123456", "abcdef123456"),
+    ('{"token": "tok_987654"}', "tok_987654"),
+    ("login with password: hunter2 failed", "hunter2"),
+    ("client_secret=cs_abcdef", "cs_abcdef"),
+    ("GET https://api.example.com/v1/items?sig=0a1b2c&user=7 -> 403", "sig=0a1b2c"),
+    ("connect postgres://admin:s3cr3tpw@db.internal/app", "s3cr3tpw"),
+]
+
+
+@pytest.mark.parametrize(("text", "secret"), SECRET_TEXTS)
+def test_secrets_in_error_message_and_stack_are_masked(text: str, secret: str) -> None:
+    record = make_record(
+        {"functionName": "F", "error": {"name": "Leak", "message": text, "stack": f"at x\n{text}"}}
+    )
+    error = formatted(record)["error"]
+    for field in ("message", "stack"):
+        assert secret not in error[field]
+        assert "[REDACTED]" in error[field]
+
+
+def test_secrets_in_an_exception_are_masked() -> None:
+    def call_vendor() -> None:
+        raise ConnectionError("POST https://vendor.test/hook?api_key=sk-in-url failed")
+
+    try:
+        try:
+            call_vendor()
+        except ConnectionError as exc:
+            raise RuntimeError("retry with token=tok-in-cause also failed") from exc
+    except RuntimeError:
+        record = make_record(exc_info=sys.exc_info())
+    text = json.dumps(formatted(record))
+    assert "sk-in-url" not in text
+    assert "tok-in-cause" not in text
+    assert "call_vendor" in text  # the traceback itself is kept
+
+
+def test_secret_looking_prop_keys_are_masked_and_harmless_ones_kept() -> None:
+    props = {
+        "api_key": "k1",
+        "apiKey": "k2",
+        "x-api-key": "k3",
+        "access_token": "k4",
+        "client_secret": "k5",
+        "password": "k6",
+        "Authorization": "k7",
+        "cookie": "k8",
+        "headers": {"Set-Cookie": "k9", "accept": "application/json"},
+        "note": "retry with token=k10",
+        "toolkit": "github",
+        "attempt": 2,
+        "keyboard": "dvorak",
+        "monkey": "banana",
+    }
+    masked = formatted(make_record({"functionName": "F", "props": props}))["props"]
+    assert masked == {
+        "api_key": "[REDACTED]",
+        "apiKey": "[REDACTED]",
+        "x-api-key": "[REDACTED]",
+        "access_token": "[REDACTED]",
+        "client_secret": "[REDACTED]",
+        "password": "[REDACTED]",
+        "Authorization": "[REDACTED]",
+        "cookie": "[REDACTED]",
+        "headers": {"Set-Cookie": "[REDACTED]", "accept": "application/json"},
+        "note": "retry with token=[REDACTED]",
+        "toolkit": "github",
+        "attempt": 2,
+        "keyboard": "dvorak",
+        "monkey": "banana",
+    }
+
+
+def test_redaction_can_be_turned_off() -> None:
+    record = make_record(
+        {
+            "functionName": "F",
+            "props": {"api_key": "k1"},
+            "error": {"name": "E", "message": "api_key=sk-visible"},
+        }
+    )
+    payload = formatted(record, redact=False)
+    assert payload["props"] == {"api_key": "k1"}
+    assert payload["error"]["message"] == "api_key=sk-visible"
+
+
+# -- invalid telemetry: an error that names the field ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("telemetry", "error", "field"),
+    [
+        ({"functionName": ""}, ValueError, "functionName must be a non-empty string"),
+        ({"functionName": 7}, TypeError, "functionName must be a string, got int"),
+        ({"durationMs": -1}, ValueError, "durationMs must be >= 0"),
+        ({"durationMs": math.nan}, ValueError, "durationMs must be finite"),
+        ({"durationMs": 10**400}, ValueError, "durationMs must be finite"),
+        ({"timestamp": "yesterday"}, TypeError, "timestamp must be a number, got str"),
+        ({"props": ["a"]}, TypeError, "props must be a dict, got list"),
+        ({"source": {"service": "x"}}, ValueError, "source.service: 'x' is not one of"),
+        ({"colour": "red"}, ValueError, "unknown key 'colour'"),
+        ("Tools.execute", TypeError, "telemetry must be a dict, got str"),
+    ],
+)
+def test_build_event_names_the_bad_field(telemetry: Any, error: type, field: str) -> None:
+    with pytest.raises(error, match=field.replace("(", r"\(").replace(".", r"\.")):
+        TelemetryFormatter().build_event(make_record(telemetry))
+
+
+@pytest.mark.parametrize(
+    ("event_type", "payload", "error", "message"),
+    [
+        ("trace", {"functionName": "F"}, ValueError, "event type must be 'metric' or 'error'"),
+        ("metric", {}, ValueError, "functionName is required"),
+        ("metric", {"functionName": "  "}, ValueError, "functionName must be a non-empty"),
+        ("metric", {"functionName": None}, ValueError, "functionName is required"),
+        ("metric", {"functionName": b"F"}, TypeError, "functionName must be a string, got bytes"),
+        ("metric", {"functionName": "F", "durationMs": -0.5}, ValueError, "durationMs must be >="),
+        ("metric", {"functionName": "F", "duration_ms": math.inf}, ValueError, "durationMs"),
+        ("metric", {"functionName": "F", "durationMs": math.nan}, ValueError, "durationMs"),
+        ("metric", {"functionName": "F", "durationMs": 10**400}, ValueError, "durationMs"),
+        ("metric", {"functionName": "F", "durationMs": "12"}, TypeError, "durationMs"),
+        ("metric", {"functionName": "F", "durationMs": True}, TypeError, "durationMs"),
+        ("metric", {"functionName": "F", "timestamp": -math.inf}, ValueError, "timestamp"),
+        ("metric", {"functionName": "F", "props": "a=1"}, TypeError, "props must be a dict"),
+        ("metric", {"functionName": "F", "source": "sdk"}, TypeError, "source must be a dict"),
+        ("metric", {"functionName": "F", "source": {"service": "web"}}, ValueError, "service"),
+        ("metric", {"functionName": "F", "source": {"language": "cobol"}}, ValueError, "language"),
+        ("metric", {"functionName": "F", "source": {"environment": "prod"}}, ValueError, "environ"),
+        ("metric", {"functionName": "F", "source": {"region": "eu"}}, ValueError, "source.region"),
+        ("metric", {"functionName": "F", "source": {"host": 1}}, TypeError, "source.host"),
+        ("metric", {"functionName": "F", "metadata": {"projectId": 5}}, TypeError, "projectId"),
+        ("metric", {"functionName": "F", "metadata": {"team": "x"}}, ValueError, "metadata.team"),
+        ("metric", {"functionName": "F", "error": {"message": "m"}}, ValueError, "error.name"),
+        ("metric", {"functionName": "F", "error": {"name": ""}}, ValueError, "error.name"),
+        ("metric", {"functionName": "F", "error": {"name": "E", "code": 5}}, TypeError, "code"),
+        ("metric", {"functionName": "F", "error": {"name": "E", "line": 1}}, ValueError, "line"),
+        ("metric", {"functionName": "F", "error": "boom"}, TypeError, "error must be a dict"),
+        ("error", {"functionName": "F"}, ValueError, "'error' field"),
+        ("metric", {"functionName": "F", "colour": "red"}, ValueError, "unknown key 'colour'"),
+        ("metric", {"functionName": "F", "function_name": "G"}, ValueError, "given twice"),
+    ],
+)
+def test_create_event_raises_naming_the_field(
+    event_type: Any, payload: dict[str, Any], error: type, message: str
+) -> None:
+    with pytest.raises(error) as raised:
+        create_event(event_type, **payload)
+    assert message in str(raised.value)
+
+
+def test_create_event_accepts_snake_case_enums_and_exceptions() -> None:
+    event = create_event(
+        "error",
+        function_name="Tools.execute",
+        duration_ms=3,
+        source={"service": ServiceType.HERMES, "environment": EnvironmentType.CI},
+        metadata={"project_id": "p1", "provider": None},
+        error=exc_info_of(KeyError("k"))[1],
+    )
+    event_type, data = event
+    assert event_type == "error"
+    assert data["functionName"] == "Tools.execute"
+    assert data["durationMs"] == 3
+    assert data["source"] == {"service": "hermes", "environment": "ci"}
+    assert data["metadata"] == {"projectId": "p1"}  # None is left out, never sent as null
+    assert data["error"]["name"] == "KeyError"
+    assert "Traceback" in data["error"]["stack"]
