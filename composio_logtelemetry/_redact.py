@@ -31,9 +31,16 @@ _TEXT_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?i)\b((?:[a-z][a-z0-9+.-]*)://[^\s:/@\"']+):[^\s@/\"']+@"), rf"\1:{MASK}@"),
 )
 
-_SECRET_KEY = re.compile(
-    r"(?i)(passw|pwd|secret|token|api[-_]?key|apikey|authorization|auth$|^auth|cookie"
-    r"|credential|private[-_]?key|session[-_]?id|(^|[-_.])key$)"
+_KEY_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+# A key is secret when it names one of these (``api_key``, ``authToken``, ``Cookie``)...
+_SECRET_LAST_WORDS = frozenset(
+    "key token secret password passwd pwd passphrase apikey auth authorization cookie cookies"
+    " credential credentials signature sessionid".split()
+)
+# ...or mentions one of these anywhere (``password_hint``, ``cookie_jar``); counts such as
+# ``prompt_tokens`` or ``token_count`` are telemetry, not secrets.
+_SECRET_ANY_WORDS = frozenset(
+    "password passwd secret authorization cookie credential credentials".split()
 )
 
 
@@ -45,7 +52,12 @@ def redact_text(text: str) -> str:
 
 
 def is_secret_key(key: str) -> bool:
-    return _SECRET_KEY.search(key) is not None
+    words = [word.lower() for word in _KEY_WORDS.findall(key)]
+    if not words:
+        return False
+    if words[-1] in _SECRET_LAST_WORDS or not _SECRET_ANY_WORDS.isdisjoint(words):
+        return True
+    return words[-2:] == ["session", "id"]
 
 
 def redact_props(value: Any) -> Any:

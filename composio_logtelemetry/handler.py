@@ -91,6 +91,7 @@ class TelemetryHandler(logging.Handler):
         capture_exceptions: bool = True,
         sample_rate: float = 1.0,
         sample_rates: Mapping[str, float] | None = None,
+        sample_errors: bool = False,
         redact: bool = True,
         before_send: BeforeSend | None = None,
         spool: bool = True,
@@ -115,6 +116,7 @@ class TelemetryHandler(logging.Handler):
             name: _check_rate(f"sample_rates[{name!r}]", rate)
             for name, rate in (sample_rates or {}).items()
         }
+        self.sample_errors = bool(sample_errors)
         if before_send is not None and not callable(before_send):
             raise TypeError("before_send must be a callable (in dictConfig: 'ext://module.func')")
         self.before_send = before_send
@@ -202,6 +204,8 @@ class TelemetryHandler(logging.Handler):
         self._delivery = None
         self._delivery_lock = threading.Lock()
         self._stats_lock = threading.Lock()
+        self._stats = dict.fromkeys(STAT_KEYS, 0)
+        self._error_window.clear()
 
     # -- records and events ----------------------------------------------------------------
 
@@ -244,25 +248,27 @@ class TelemetryHandler(logging.Handler):
         self._engine().add(event_type, self.telemetry_formatter.serialize_event(data))
 
     def _sampled_out(self, event_type: str, data: TelemetryData) -> bool:
-        name = data["functionName"]
-        if event_type == "error":
-            error_name = data.get("error", {}).get("name", "")
-            now = time.monotonic()
-            started, seen = self._error_window.get(error_name, (now, 0))
-            if now - started >= 60.0:
-                started, seen = now, 0
-            if len(self._error_window) > 1000:
-                self._error_window.clear()
-            self._error_window[error_name] = (started, seen + 1)
-            if seen >= ERRORS_PER_NAME_PER_MINUTE:
-                self._count("rate_limited", 1)
-                return True
+        if event_type == "error" and self._rate_limited(data.get("error", {}).get("name", "")):
+            self._count("rate_limited", 1)
+            return True
+        if event_type == "error" and not self.sample_errors:
             return False
-        rate = self.sample_rates.get(name, self.sample_rate)
+        rate = self.sample_rates.get(data["functionName"], self.sample_rate)
         if rate < 1.0 and random.random() >= rate:
             self._count("sampled_out", 1)
             return True
         return False
+
+    def _rate_limited(self, error_name: str) -> bool:
+        """At most ERRORS_PER_NAME_PER_MINUTE of one exception name: a storm stays a trickle."""
+        now = time.monotonic()
+        started, seen = self._error_window.get(error_name, (now, 0))
+        if now - started >= 60.0:
+            started, seen = now, 0
+        if len(self._error_window) > 1000:
+            self._error_window.clear()
+        self._error_window[error_name] = (started, seen + 1)
+        return seen >= ERRORS_PER_NAME_PER_MINUTE
 
     def _apply_before_send(self, event: Event) -> Event | None:
         assert self.before_send is not None

@@ -481,7 +481,14 @@ SECRET_PROPS = {
     "headers": {"X-Api-Key": PROP_SECRETS[6], "Cookie": PROP_SECRETS[7]},
     "callback": f"https://hooks.test/cb?key={PROP_SECRETS[8]}",
 }
-HARMLESS_PROPS = {"toolkit": "github", "attempt": 2, "model": "gpt-4o", "keyboard": "dvorak"}
+HARMLESS_PROPS = {
+    "toolkit": "github",
+    "attempt": 2,
+    "model": "gpt-4o",
+    "keyboard": "dvorak",
+    "prompt_tokens": 812,
+    "token_count": 3,
+}
 
 
 def _log_secrets(logger: logging.Logger, queue_handler: TelemetryQueueHandler) -> None:
@@ -854,6 +861,14 @@ def test_sample_rate_zero_drops_metrics_but_keeps_errors(
     assert endpoint.of_kind("metric") == []
     assert len(endpoint.of_kind("error")) == 3
     assert handler.stats()["sampled_out"] == 50
+
+
+def test_errors_are_sampled_only_when_asked(endpoint: FaultyEndpoint, pipeline: Any) -> None:
+    logger, handler = pipeline(sample_rate=0.0, sample_errors=True)
+    _log_errors(logger, TimeoutError, 3)
+    assert handler.flush(5.0)
+    assert endpoint.of_kind("error") == []
+    assert handler.stats()["sampled_out"] == 3
 
 
 def test_per_function_sample_rates_override_the_default(
