@@ -7,6 +7,7 @@ Retry *policy* (which statuses, how many tries, backoff, ``Retry-After``) is url
 from __future__ import annotations
 
 import ipaddress
+import os
 import random
 import threading
 import urllib.parse
@@ -109,7 +110,15 @@ class Transport:
                     session.headers.update(
                         {"User-Agent": USER_AGENT, "Content-Type": "application/json"}
                     )
-                    session.trust_env = True
+                    # Read proxy and CA settings from the environment once, not per request
+                    # (a third of a millisecond per POST in requests' merge_environment_settings).
+                    session.trust_env = False
+                    session.proxies = requests.utils.get_environ_proxies(self.endpoint)
+                    session.verify = (
+                        os.environ.get("REQUESTS_CA_BUNDLE")
+                        or os.environ.get("CURL_CA_BUNDLE")
+                        or True
+                    )
                     self._session, self._session_pid = session, pid
         return self._session
 
