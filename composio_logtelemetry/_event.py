@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 from .models import (
@@ -55,7 +55,7 @@ def _type_name(value: object) -> str:
 
 def _canonical_items(value: object, where: str, allowed: tuple[str, ...]) -> list[tuple[str, Any]]:
     """Items with snake_case keys renamed and ``None`` values skipped (no nulls on the wire)."""
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):
         raise TypeError(f"{where} must be a dict, got {_type_name(value)}")
     items: list[tuple[str, Any]] = []
     seen: set[str] = set()
@@ -73,6 +73,8 @@ def _canonical_items(value: object, where: str, allowed: tuple[str, ...]) -> lis
 
 
 def _string(value: object, where: str, *, non_empty: bool = False) -> str:
+    if type(value) is str and not non_empty:
+        return value
     if isinstance(value, ServiceType | LanguageType | EnvironmentType):
         value = value.value
     if not isinstance(value, str):
@@ -145,25 +147,23 @@ def _props(value: object) -> dict[str, Any]:
     return dict(value)
 
 
+_TELEMETRY_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "functionName": lambda value: _string(value, "functionName", non_empty=True),
+    "durationMs": lambda value: _number(value, "durationMs", minimum=0),
+    "timestamp": lambda value: _number(value, "timestamp"),
+    "props": _props,
+    "source": _source,
+    "metadata": _metadata,
+    "error": _error,
+}
+
+
 def normalize_telemetry(payload: object) -> dict[str, Any]:
     """Validated telemetry fields in camelCase; ``functionName`` may still be missing."""
-    data: dict[str, Any] = {}
-    for key, value in _canonical_items(payload, "telemetry", _TELEMETRY_KEYS):
-        if key == "functionName":
-            data[key] = _string(value, "functionName", non_empty=True)
-        elif key == "durationMs":
-            data[key] = _number(value, "durationMs", minimum=0)
-        elif key == "timestamp":
-            data[key] = _number(value, "timestamp")
-        elif key == "props":
-            data[key] = _props(value)
-        elif key == "source":
-            data[key] = _source(value)
-        elif key == "metadata":
-            data[key] = _metadata(value)
-        else:
-            data[key] = _error(value)
-    return data
+    return {
+        key: _TELEMETRY_PARSERS[key](value)
+        for key, value in _canonical_items(payload, "telemetry", _TELEMETRY_KEYS)
+    }
 
 
 def make_event(event_type: object, payload: Mapping[str, Any]) -> Event:

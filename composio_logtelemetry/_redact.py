@@ -6,6 +6,7 @@ strings; the newer Composio SDKs mask the same patterns, so the receiver never s
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -34,23 +35,33 @@ _TEXT_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 _KEY_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 # A key is secret when it names one of these (``api_key``, ``authToken``, ``Cookie``)...
 _SECRET_LAST_WORDS = frozenset(
-    "key token secret password passwd pwd passphrase apikey auth authorization cookie cookies"
-    " credential credentials signature sessionid".split()
+    {
+        *("key", "token", "secret", "password", "passwd", "pwd", "passphrase", "apikey"),
+        *("auth", "authorization", "cookie", "cookies", "credential", "credentials"),
+        *("signature", "sessionid"),
+    }
 )
 # ...or mentions one of these anywhere (``password_hint``, ``cookie_jar``); counts such as
 # ``prompt_tokens`` or ``token_count`` are telemetry, not secrets.
 _SECRET_ANY_WORDS = frozenset(
-    "password passwd secret authorization cookie credential credentials".split()
+    ["password", "passwd", "secret", "authorization", "cookie", "credential", "credentials"]
 )
+
+
+# Every pattern above needs one of these; most strings have none and skip the substitutions.
+_TRIGGER = re.compile(r"(?i)bearer|basic|key|token|secret|passw|pwd|auth|cookie|://")
 
 
 def redact_text(text: str) -> str:
     """``text`` with tokens, credential pairs and URL query strings masked."""
+    if _TRIGGER.search(text) is None:
+        return text
     for pattern, replacement in _TEXT_PATTERNS:
         text = pattern.sub(replacement, text)
     return text
 
 
+@functools.lru_cache(maxsize=1024)
 def is_secret_key(key: str) -> bool:
     words = [word.lower() for word in _KEY_WORDS.findall(key)]
     if not words:

@@ -57,6 +57,8 @@ def _fallback(value: object) -> Any:
 
 def to_json_safe(value: Any, depth: int = 0, path: frozenset[int] = frozenset()) -> Any:
     """``value`` as plain JSON types: cycles, depth, sizes and odd types made harmless."""
+    if type(value) is str:  # the common case first
+        return clean_text(value, MAX_STRING)
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, str):

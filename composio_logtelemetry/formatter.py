@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, cast
 
-from pythonjsonlogger.json import JsonFormatter
+from pythonjsonlogger.json import JsonEncoder, JsonFormatter
 
 from . import _redact, _sanitize
 from ._event import error_from_exception, normalize_telemetry
@@ -27,6 +27,12 @@ def _default_source() -> dict[str, str]:
     if environment in _ENVIRONMENTS:
         source["environment"] = environment
     return source
+
+
+def _clean_values(section: Mapping[str, str] | None) -> dict[str, str]:
+    if not section:
+        return {}
+    return {key: _sanitize.clean_text(text, _sanitize.MAX_NAME) for key, text in section.items()}
 
 
 class TelemetryFormatter(JsonFormatter):
@@ -52,6 +58,7 @@ class TelemetryFormatter(JsonFormatter):
         self.default_metadata: dict[str, str] = dict(defaults["metadata"])
         self.capture_exceptions = capture_exceptions
         self.redact = redact
+        self._encoder = JsonEncoder(ensure_ascii=False, separators=(",", ":"))
 
     def build_event(self, record: logging.LogRecord) -> Event | None:
         """The event a record carries, ``None`` if it carries none.
@@ -78,21 +85,15 @@ class TelemetryFormatter(JsonFormatter):
         """Defaults merged under ``data``, values made JSON-safe, bounded and redacted."""
         payload = cast(dict[str, Any], dict(data))
         payload["functionName"] = _sanitize.clean_text(payload["functionName"], _sanitize.MAX_NAME)
-        payload["source"] = {**self.default_source, **payload.get("source", {})}
-        metadata = {**self.default_metadata, **payload.get("metadata", {})}
+        payload["source"] = {**self.default_source, **_clean_values(payload.get("source"))}
+        metadata = {**self.default_metadata, **_clean_values(payload.get("metadata"))}
         if metadata:
             payload["metadata"] = metadata
-        for section in ("source", "metadata"):
-            if section in payload:
-                payload[section] = {
-                    key: _sanitize.clean_text(text, _sanitize.MAX_NAME)
-                    for key, text in payload[section].items()
-                }
         if "props" in payload:
             props = _sanitize.to_json_safe(payload["props"])
             if self.redact:
                 props = _redact.redact_props(props)
-            payload["props"] = _sanitize.bound_props(props)
+            payload["props"] = props
         if "error" in payload:
             payload["error"] = self._clean_error(payload["error"])
         if event_type is None:
@@ -119,8 +120,18 @@ class TelemetryFormatter(JsonFormatter):
         return _redact.redact_text(text) if self.redact else text
 
     def serialize_event(self, data: TelemetryData) -> str:
-        """The JSON text of one event, as it goes on the wire."""
-        return self.jsonify_log_record(cast(dict[str, Any], data))
+        """The JSON text of one event, as it goes on the wire, with its props bounded."""
+        text = self.jsonify_log_record(cast(dict[str, Any], data))
+        if "props" in data and len(text) > _sanitize.MAX_PROPS_BYTES // 4:  # props may be over
+            bounded = _sanitize.bound_props(data["props"])
+            if bounded is not data["props"]:
+                text = self.jsonify_log_record({**data, "props": bounded})
+        return text
+
+    def jsonify_log_record(self, log_data: dict[str, Any]) -> str:
+        """One reused encoder: values are plain JSON by now (python-json-logger's encoder
+        already converted the odd ones), so only the separators differ from the default."""
+        return self._encoder.encode(log_data)
 
     def format(self, record: logging.LogRecord) -> str:
         """The record's payload as JSON, or ``""`` for a record that carries no telemetry."""
