@@ -19,6 +19,7 @@ import pytest
 from referencing import Registry, Resource
 
 import composio_logtelemetry
+from composio_logtelemetry import _diagnostics
 
 
 def _schemas() -> dict[str, dict[str, Any]]:
@@ -195,6 +196,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Ite
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    _diagnostics._last_said.clear()  # each test sees its own once-a-minute warnings
     yield
 
 
