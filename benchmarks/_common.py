@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from types import TracebackType
 
+import composio_logtelemetry as telemetry
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)  # run from a checkout without installing the package
@@ -164,20 +166,22 @@ class ReceiverProcess:
         self.close()
 
 
-class ParkingHandler(logging.Handler):
+class ParkingHandler(telemetry.TelemetryHandler):
     """Parks the listener thread on its first record, so that nothing consumes the queue.
 
-    Parked, the listener sleeps on a lock and takes no GIL from the thread being measured.
-    ``handle`` is overridden so that no handler lock is held while parked (``logging.shutdown``
-    takes it at exit), and the wait is bounded, so a benchmark that fails cannot hang.
+    It is a ``TelemetryHandler`` (that never sends), so the queue handler behaves as in an
+    application whose listener runs only telemetry handlers. Parked, the listener sleeps on a
+    lock and takes no GIL from the thread being measured. ``handle`` is overridden so that no
+    handler lock is held while parked (``logging.shutdown`` takes it at exit), and the wait is
+    bounded, so a benchmark that fails cannot hang.
     """
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(endpoint="http://127.0.0.1:9/v1", spool=False)
         self.parked = threading.Event()
         self.resume = threading.Event()
 
-    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+    def handle(self, record: logging.LogRecord) -> bool:
         self.parked.set()
         self.resume.wait(PARK_LIMIT)
         return True

@@ -30,7 +30,7 @@ from .handler import (
     disabled_by_environment,
     register_library_thread,
 )
-from .models import Event
+from .models import ErrorData, Event
 
 __all__ = ["TelemetryQueueHandler", "TelemetryQueueListener"]
 
@@ -39,6 +39,38 @@ DEFAULT_MAXSIZE = 10_000
 DEFAULT_SHUTDOWN_TIMEOUT = 5.0
 
 _live_handlers: weakref.WeakSet[TelemetryQueueHandler] = weakref.WeakSet()
+
+
+def _captured_error(record: logging.LogRecord) -> ErrorData | None:
+    exc = record.exc_info[1] if record.exc_info else None
+    return None if exc is None else error_from_exception(exc)
+
+
+class QueuedRecord(logging.LogRecord):
+    """The part of a LogRecord that telemetry needs, kept while it waits in the queue.
+
+    A full record holds some 600 bytes and the exception's frames; this holds the fields
+    ``TelemetryFormatter`` reads (and ``levelno`` for ``respect_handler_level``).
+    """
+
+    __slots__ = (
+        "created",
+        "exc_info",
+        "funcName",
+        "levelno",
+        "name",
+        "telemetry",
+        CAPTURED_ERROR_ATTR,
+    )
+
+    def __init__(self, record: logging.LogRecord) -> None:  # no super(): nothing else is needed
+        self.name = record.name
+        self.levelno = record.levelno
+        self.funcName = record.funcName
+        self.created = record.created
+        self.telemetry = record.__dict__.get("telemetry")
+        self.exc_info = None
+        setattr(self, CAPTURED_ERROR_ATTR, _captured_error(record))
 
 
 class _FlushRequest:
@@ -156,6 +188,7 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
         self._start_lock = threading.Lock()
         self._drop_lock = threading.Lock()
         self._dropped_queue_full = 0
+        self._compact = False
         _live_handlers.add(self)
 
     # -- the logging thread's path: as short as we can make it -------------------------------
@@ -191,15 +224,17 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
     def prepare(self, record: logging.LogRecord) -> Any:
         """Captures the exception as picklable ErrorData before ``exc_info`` is dropped.
 
-        The stdlib formats and copies every record; a telemetry record needs neither, so only
-        records with an exception are copied (other handlers may still print the traceback).
+        The stdlib formats and copies every record; a telemetry record needs neither. When
+        only telemetry handlers listen, a fifth-of-the-size ``QueuedRecord`` waits in the
+        queue instead; otherwise the record itself, copied only if it carries an exception
+        (other handlers may still print the traceback).
         """
+        if self._compact:
+            return QueuedRecord(record)
         if record.exc_info is None:
             return record
         prepared = copy.copy(record)
-        exc = record.exc_info[1]
-        if exc is not None:
-            prepared.__dict__[CAPTURED_ERROR_ATTR] = error_from_exception(exc)
+        prepared.__dict__[CAPTURED_ERROR_ATTR] = _captured_error(record)
         prepared.exc_info = None
         prepared.exc_text = None
         return prepared
@@ -254,6 +289,7 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
                 self.disabled = True
                 self._started_pid = pid
                 return
+            self._compact = all(isinstance(h, TelemetryHandler) and not h.filters for h in handlers)
             listener = self.listener
             if not isinstance(listener, TelemetryQueueListener) or listener.queue is not self.queue:
                 listener = TelemetryQueueListener(

@@ -278,3 +278,40 @@ def test_a_filter_may_replace_the_record(endpoint: FaultyEndpoint, pipeline: Any
     logger.info("x", extra={"telemetry": {"functionName": "original"}})
     assert handler.flush(5.0)
     assert [e["functionName"] for e in endpoint.of_kind("metric")] == ["from.filter"]
+
+
+def test_other_handlers_behind_the_listener_get_whole_records(
+    endpoint: FaultyEndpoint, tmp_path: Any
+) -> None:
+    """Only when telemetry handlers alone listen is a slimmed QueuedRecord queued."""
+    from composio_logtelemetry import TelemetryHandler, TelemetryQueueHandler
+
+    class Collecting(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__()
+            self.messages: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.messages.append(record.getMessage())
+
+    collecting = Collecting()
+    telemetry = TelemetryHandler(endpoint=endpoint.base_url, spool_path=str(tmp_path / "s.db"))
+    telemetry.addFilter(lambda record: "secret" not in record.getMessage())
+    queue_handler = TelemetryQueueHandler(handlers=[telemetry, collecting])
+    logger = logging.getLogger("mixed")
+    logger.propagate = False
+    logger.addHandler(queue_handler)
+    try:
+        logger.warning("kept %s", 1, extra={"telemetry": {"functionName": "Kept"}})
+        logger.warning("secret %s", 2, extra={"telemetry": {"functionName": "Filtered"}})
+        try:
+            _raise_tool_error()
+        except KeyError:
+            logger.exception("failed %s", 3)
+        assert queue_handler.flush(5.0)
+    finally:
+        logger.removeHandler(queue_handler)
+        queue_handler.shutdown(2.0)
+    assert collecting.messages == ["kept 1", "secret 2", "failed 3"]
+    assert [e["functionName"] for e in endpoint.of_kind("metric")] == ["Kept"]
+    assert endpoint.of_kind("error")[0]["error"]["name"] == "KeyError"
