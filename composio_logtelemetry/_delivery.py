@@ -92,7 +92,7 @@ class Delivery:
         if kind == "error":
             self._submit(Job("error", [body]))
         else:
-            size = len(body.encode("utf-8")) + 1
+            size = (len(body) if body.isascii() else len(body.encode("utf-8"))) + 1
             now = time.monotonic()
             ready: list[Job] = []
             with self._lock:
@@ -113,7 +113,7 @@ class Delivery:
                     self._pending = _PendingBatch()
             for job in ready:
                 self._submit(job)
-        if self.background:
+        if self.background and time.monotonic() >= self._next_replay:
             self._replay()
 
     def _take_pending(self) -> Job | None:

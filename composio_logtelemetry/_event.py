@@ -35,6 +35,9 @@ _SOURCE_ENUMS: dict[str, type[ServiceType | LanguageType | EnvironmentType]] = {
     "language": LanguageType,
     "environment": EnvironmentType,
 }
+_SOURCE_CHOICES = {
+    key: frozenset(member.value for member in enum_type) for key, enum_type in _SOURCE_ENUMS.items()
+}
 _SOURCE_KEYS = ("host", "service", "language", "version", "platform", "environment")
 _METADATA_KEYS = ("projectId", "provider")
 _ERROR_KEYS = ("name", "code", "errorId", "message", "stack")
@@ -58,17 +61,17 @@ def _canonical_items(value: object, where: str, allowed: tuple[str, ...]) -> lis
     if type(value) is not dict and not isinstance(value, Mapping):
         raise TypeError(f"{where} must be a dict, got {_type_name(value)}")
     items: list[tuple[str, Any]] = []
-    seen: set[str] = set()
     for raw_key, item in value.items():
-        key = _ALIASES.get(raw_key, raw_key) if isinstance(raw_key, str) else raw_key
+        key = _ALIASES.get(raw_key, raw_key) if type(raw_key) is str else raw_key
         if key not in allowed:
             place = f"{where}.{raw_key}" if where != "telemetry" else str(raw_key)
             raise ValueError(f"unknown key {place!r}; expected one of: {', '.join(allowed)}")
-        if key in seen:
-            raise ValueError(f"{where}.{key} is given twice (snake_case and camelCase)")
-        seen.add(key)
         if item is not None:
             items.append((key, item))
+    if len(items) > 1 and len({key for key, _ in items}) < len(items):
+        keys = [key for key, _ in items]
+        twice = next(key for key in keys if keys.count(key) > 1)
+        raise ValueError(f"{where}.{twice} is given twice (snake_case and camelCase)")
     return items
 
 
@@ -102,10 +105,10 @@ def _source(value: object) -> SourceData:
     source: dict[str, str] = {}
     for key, item in _canonical_items(value, "source", _SOURCE_KEYS):
         text = _string(item, f"source.{key}")
-        enum_type = _SOURCE_ENUMS.get(key)
-        if enum_type is not None and text not in {member.value for member in enum_type}:
-            choices = ", ".join(member.value for member in enum_type)
-            raise ValueError(f"source.{key}: {text!r} is not one of {choices}")
+        choices = _SOURCE_CHOICES.get(key)
+        if choices is not None and text not in choices:
+            listed = ", ".join(member.value for member in _SOURCE_ENUMS[key])
+            raise ValueError(f"source.{key}: {text!r} is not one of {listed}")
         source[key] = text
     return cast(SourceData, source)
 

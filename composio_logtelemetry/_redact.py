@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any
 
 MASK = "[REDACTED]"
 
@@ -69,16 +68,3 @@ def is_secret_key(key: str) -> bool:
     if words[-1] in _SECRET_LAST_WORDS or not _SECRET_ANY_WORDS.isdisjoint(words):
         return True
     return words[-2:] == ["session", "id"]
-
-
-def redact_props(value: Any) -> Any:
-    """JSON-safe props with secret-looking keys masked and secrets in strings masked."""
-    if isinstance(value, dict):
-        return {
-            key: MASK if is_secret_key(key) else redact_props(item) for key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [redact_props(item) for item in value]
-    if isinstance(value, str):
-        return redact_text(value)
-    return value

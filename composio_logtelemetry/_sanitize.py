@@ -13,6 +13,8 @@ from typing import Any
 
 from pythonjsonlogger.json import JsonEncoder
 
+from . import _redact
+
 MAX_STRING = 4096
 MAX_ITEMS = 200
 MAX_DEPTH = 12
@@ -55,14 +57,20 @@ def _fallback(value: object) -> Any:
         return f"<unserializable {type(value).__name__}>"
 
 
-def to_json_safe(value: Any, depth: int = 0, path: frozenset[int] = frozenset()) -> Any:
-    """``value`` as plain JSON types: cycles, depth, sizes and odd types made harmless."""
+def to_json_safe(
+    value: Any, depth: int = 0, path: frozenset[int] = frozenset(), redact: bool = False
+) -> Any:
+    """``value`` as plain JSON types: cycles, depth, sizes and odd types made harmless.
+
+    With ``redact``, the same walk masks secret-looking keys' values and secrets in strings.
+    """
     if type(value) is str:  # the common case first
-        return clean_text(value, MAX_STRING)
+        text = clean_text(value, MAX_STRING)
+        return _redact.redact_text(text) if redact else text
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, str):
-        return clean_text(value, MAX_STRING)
+        return to_json_safe(str.__str__(value), depth, path, redact)
     if isinstance(value, int):
         return value if -(2**63) <= value < 2**64 else str(value)
     if isinstance(value, float):
@@ -77,7 +85,13 @@ def to_json_safe(value: Any, depth: int = 0, path: frozenset[int] = frozenset())
             items = list(value.items())
         except Exception:  # a dict subclass whose items() raises
             return f"<unserializable {type(value).__name__}>"
-        out = {_key(key): to_json_safe(item, depth + 1, inner) for key, item in items[:MAX_ITEMS]}
+        out: dict[str, Any] = {}
+        for raw_key, item in items[:MAX_ITEMS]:
+            key = _key(raw_key)
+            if redact and _redact.is_secret_key(key):
+                out[key] = _redact.MASK
+            else:
+                out[key] = to_json_safe(item, depth + 1, inner, redact)
         if len(items) > MAX_ITEMS:
             out["..."] = f"[truncated {len(items) - MAX_ITEMS} items]"
         return out
@@ -86,14 +100,14 @@ def to_json_safe(value: Any, depth: int = 0, path: frozenset[int] = frozenset())
             seq = list(value)
         except Exception:  # a subclass whose __iter__ raises
             return f"<unserializable {type(value).__name__}>"
-        out_list = [to_json_safe(item, depth + 1, inner) for item in seq[:MAX_ITEMS]]
+        out_list = [to_json_safe(item, depth + 1, inner, redact) for item in seq[:MAX_ITEMS]]
         if len(seq) > MAX_ITEMS:
             out_list.append(f"[truncated {len(seq) - MAX_ITEMS} items]")
         return out_list
     converted = _fallback(value)
     if converted is value:
         return f"<unserializable {type(value).__name__}>"
-    return to_json_safe(converted, depth + 1, inner)
+    return to_json_safe(converted, depth + 1, inner, redact)
 
 
 def _key(key: object) -> str:

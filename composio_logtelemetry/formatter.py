@@ -29,9 +29,7 @@ def _default_source() -> dict[str, str]:
     return source
 
 
-def _clean_values(section: Mapping[str, str] | None) -> dict[str, str]:
-    if not section:
-        return {}
+def _clean_values(section: Mapping[str, str]) -> dict[str, str]:
     return {key: _sanitize.clean_text(text, _sanitize.MAX_NAME) for key, text in section.items()}
 
 
@@ -85,15 +83,20 @@ class TelemetryFormatter(JsonFormatter):
         """Defaults merged under ``data``, values made JSON-safe, bounded and redacted."""
         payload = cast(dict[str, Any], dict(data))
         payload["functionName"] = _sanitize.clean_text(payload["functionName"], _sanitize.MAX_NAME)
-        payload["source"] = {**self.default_source, **_clean_values(payload.get("source"))}
-        metadata = {**self.default_metadata, **_clean_values(payload.get("metadata"))}
-        if metadata:
-            payload["metadata"] = metadata
+        own_source, own_metadata = payload.get("source"), payload.get("metadata")
+        payload["source"] = (
+            {**self.default_source, **_clean_values(own_source)}
+            if own_source
+            else dict(self.default_source)
+        )
+        if own_metadata:
+            payload["metadata"] = {**self.default_metadata, **_clean_values(own_metadata)}
+        elif self.default_metadata:
+            payload["metadata"] = dict(self.default_metadata)
+        else:
+            payload.pop("metadata", None)
         if "props" in payload:
-            props = _sanitize.to_json_safe(payload["props"])
-            if self.redact:
-                props = _redact.redact_props(props)
-            payload["props"] = props
+            payload["props"] = _sanitize.to_json_safe(payload["props"], redact=self.redact)
         if "error" in payload:
             payload["error"] = self._clean_error(payload["error"])
         if event_type is None:

@@ -12,7 +12,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from . import _diagnostics, _process
 from ._delivery import SENDERS, Delivery
@@ -154,10 +154,16 @@ class TelemetryHandler(logging.Handler):
 
     @property
     def telemetry_formatter(self) -> TelemetryFormatter:
-        formatter = self.formatter
-        if not isinstance(formatter, TelemetryFormatter):
-            raise TypeError("TelemetryHandler needs a TelemetryFormatter")
-        return formatter
+        return cast(TelemetryFormatter, self.formatter)
+
+    def setFormatter(self, fmt: logging.Formatter | None) -> None:
+        """Refuses formatters that cannot build Composio payloads (a dictConfig slip)."""
+        if not isinstance(fmt, TelemetryFormatter):
+            raise TypeError(
+                "TelemetryHandler formats with TelemetryFormatter (or a subclass); "
+                f"got {type(fmt).__name__}: remove the 'formatter' key from its configuration"
+            )
+        super().setFormatter(fmt)
 
     # -- the delivery engine, made on first use in each process ---------------------------------
 

@@ -125,7 +125,10 @@ class TelemetryQueueListener(logging.handlers.QueueListener):
     def handle(self, record: Any) -> None:
         """Routes flush markers and ``push_event`` events; never lets an error kill the thread."""
         try:
-            if isinstance(record, _FlushRequest):
+            if type(record) is QueuedRecord and not self.respect_handler_level:
+                for handler in self.telemetry_handlers:  # alone behind us, and unfiltered
+                    handler.emit(record)
+            elif isinstance(record, _FlushRequest):
                 for handler in self.telemetry_handlers:
                     handler.send_pending()
                 record.done.set()
