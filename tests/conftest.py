@@ -20,6 +20,7 @@ from referencing import Registry, Resource
 
 import composio_logtelemetry
 from composio_logtelemetry import _diagnostics
+from composio_logtelemetry.receiver import Receiver
 
 
 def _schemas() -> dict[str, dict[str, Any]]:
@@ -174,6 +175,16 @@ def endpoint() -> Iterator[FaultyEndpoint]:
     server = FaultyEndpoint()
     yield server
     server.close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """The project's own receiver, started on a free loopback port."""
+    started = Receiver().start()
+    try:
+        yield started
+    finally:
+        started.close()
 
 
 def closed_port() -> int:

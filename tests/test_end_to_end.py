@@ -315,3 +315,31 @@ def test_other_handlers_behind_the_listener_get_whole_records(
     assert collecting.messages == ["kept 1", "secret 2", "failed 3"]
     assert [e["functionName"] for e in endpoint.of_kind("metric")] == ["Kept"]
     assert endpoint.of_kind("error")[0]["error"]["name"] == "KeyError"
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="the stdlib queue keys are 3.12+")
+def test_stdlib_queue_keys_on_312_and_later(endpoint: FaultyEndpoint) -> None:
+    code = textwrap.dedent(
+        f"""
+        import logging, logging.config
+        logging.config.dictConfig({{"version": 1, "handlers": {{
+            "telemetry": {{
+                "class": "composio_logtelemetry.TelemetryQueueHandler",
+                "handlers": ["composio"],
+                "queue": {{"()": "queue.Queue", "maxsize": 500}},
+                "listener": "composio_logtelemetry.TelemetryQueueListener",
+                "respect_handler_level": True,
+            }},
+            "composio": {{"class": "composio_logtelemetry.TelemetryHandler", "level": "INFO",
+                          "endpoint": {endpoint.base_url!r}, "spool": False}}}},
+            "root": {{"handlers": ["telemetry"], "level": "DEBUG"}}}})
+        log = logging.getLogger("a")
+        log.debug("below the handler level", extra={{"telemetry": {{"functionName": "Debug"}}}})
+        log.info("sent", extra={{"telemetry": {{"functionName": "Info"}}}})
+        handler = logging.getLogger().handlers[0]
+        assert handler.queue.maxsize == 500
+        """
+    )
+    result = run_python(code)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert [e["functionName"] for e in endpoint.of_kind("metric")] == ["Info"]

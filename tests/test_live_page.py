@@ -67,15 +67,6 @@ def driver() -> Iterator[WebDriver]:
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    receiver = Receiver().start()
-    try:
-        yield receiver
-    finally:
-        receiver.close()
-
-
-@pytest.fixture
 def page(driver: WebDriver, receiver: Receiver) -> WebDriver:
     """The live page, loaded once before any event; a marker tells whether it ever reloads."""
     driver.get(receiver.url)

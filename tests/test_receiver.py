@@ -43,15 +43,6 @@ ERROR = {
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    receiver = Receiver().start()
-    try:
-        yield receiver
-    finally:
-        receiver.close()
-
-
-@pytest.fixture
 def session() -> Iterator[requests.Session]:
     with requests.Session() as session:
         yield session

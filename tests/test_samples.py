@@ -48,15 +48,6 @@ posix_only = pytest.mark.skipif(os.name != "posix", reason="servers are stopped 
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    started = Receiver(host="127.0.0.1").start()
-    try:
-        yield started
-    finally:
-        started.close()
-
-
-@pytest.fixture
 def sample_env(receiver: Receiver, tmp_path: Path) -> dict[str, str]:
     """The environment of a sample: our receiver, and every file it writes under tmp_path."""
     env = {name: value for name, value in os.environ.items() if name not in OPT_OUT_VARIABLES}
