@@ -56,27 +56,26 @@ def _type_name(value: object) -> str:
     return type(value).__name__
 
 
-def _canonical_items(value: object, where: str, allowed: tuple[str, ...]) -> list[tuple[str, Any]]:
-    """Items with snake_case keys renamed and ``None`` values skipped (no nulls on the wire)."""
+def _canonical_items(value: object, where: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+    """The mapping with snake_case keys renamed and ``None`` values skipped (no nulls)."""
     if type(value) is not dict and not isinstance(value, Mapping):
         raise TypeError(f"{where} must be a dict, got {_type_name(value)}")
-    items: list[tuple[str, Any]] = []
+    items: dict[str, Any] = {}
     for raw_key, item in value.items():
         key = _ALIASES.get(raw_key, raw_key) if type(raw_key) is str else raw_key
         if key not in allowed:
             place = f"{where}.{raw_key}" if where != "telemetry" else str(raw_key)
             raise ValueError(f"unknown key {place!r}; expected one of: {', '.join(allowed)}")
-        if item is not None:
-            items.append((key, item))
-    if len(items) > 1 and len({key for key, _ in items}) < len(items):
-        keys = [key for key, _ in items]
-        twice = next(key for key in keys if keys.count(key) > 1)
-        raise ValueError(f"{where}.{twice} is given twice (snake_case and camelCase)")
+        if item is None:
+            continue
+        if key in items:
+            raise ValueError(f"{where}.{key} is given twice (snake_case and camelCase)")
+        items[key] = item
     return items
 
 
 def _string(value: object, where: str, *, non_empty: bool = False) -> str:
-    if type(value) is str and not non_empty:
+    if type(value) is str and (not non_empty or (value and not value.isspace())):
         return value
     if isinstance(value, ServiceType | LanguageType | EnvironmentType):
         value = value.value
@@ -103,7 +102,7 @@ def _number(value: object, where: str, *, minimum: float | None = None) -> float
 
 def _source(value: object) -> SourceData:
     source: dict[str, str] = {}
-    for key, item in _canonical_items(value, "source", _SOURCE_KEYS):
+    for key, item in _canonical_items(value, "source", _SOURCE_KEYS).items():
         text = _string(item, f"source.{key}")
         choices = _SOURCE_CHOICES.get(key)
         if choices is not None and text not in choices:
@@ -116,7 +115,7 @@ def _source(value: object) -> SourceData:
 def _metadata(value: object) -> Metadata:
     metadata = {
         key: _string(item, f"metadata.{key}")
-        for key, item in _canonical_items(value, "metadata", _METADATA_KEYS)
+        for key, item in _canonical_items(value, "metadata", _METADATA_KEYS).items()
     }
     return cast(Metadata, metadata)
 
@@ -137,7 +136,7 @@ def _error(value: object) -> ErrorData:
     if isinstance(value, BaseException):
         return error_from_exception(value)
     error: dict[str, str] = {}
-    for key, item in _canonical_items(value, "error", _ERROR_KEYS):
+    for key, item in _canonical_items(value, "error", _ERROR_KEYS).items():
         error[key] = _string(item, f"error.{key}", non_empty=key == "name")
     if "name" not in error:
         raise ValueError("error.name is required")
@@ -165,7 +164,7 @@ def normalize_telemetry(payload: object) -> dict[str, Any]:
     """Validated telemetry fields in camelCase; ``functionName`` may still be missing."""
     return {
         key: _TELEMETRY_PARSERS[key](value)
-        for key, value in _canonical_items(payload, "telemetry", _TELEMETRY_KEYS)
+        for key, value in _canonical_items(payload, "telemetry", _TELEMETRY_KEYS).items()
     }
 
 
