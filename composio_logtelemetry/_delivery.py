@@ -2,7 +2,7 @@
 
 The listener thread (or, for a handler used directly, the logging thread) adds events and
 closes batches; a few sender threads post them so that a slow endpoint costs latency, not
-throughput. Every event ends in exactly one counter: sent, rejected, spooled or dropped.
+throughput. Every event ends sent, rejected, spooled or dropped, and is counted as such.
 """
 
 from __future__ import annotations
@@ -96,10 +96,9 @@ class Delivery:
             now = time.monotonic()
             ready: list[Job] = []
             with self._lock:
+                if self._pending.bodies and self._pending.size + size > MAX_BATCH_BYTES:
+                    ready.append(self._close_pending())
                 pending = self._pending
-                if pending.bodies and pending.size + size > MAX_BATCH_BYTES:
-                    ready.append(Job("metric", pending.bodies))
-                    pending = self._pending = _PendingBatch()
                 if not pending.bodies:
                     pending.started = now
                 pending.bodies.append(body)
@@ -109,19 +108,17 @@ class Delivery:
                     or now - pending.started >= self.flush_interval
                     or not self.background
                 ):
-                    ready.append(Job("metric", pending.bodies))
-                    self._pending = _PendingBatch()
+                    ready.append(self._close_pending())
             for job in ready:
                 self._submit(job)
         if self.background and time.monotonic() >= self._next_replay:
             self._replay()
 
-    def _take_pending(self) -> Job | None:
-        bodies = self._pending.bodies
-        if not bodies:
-            return None
+    def _close_pending(self) -> Job:
+        """The pending batch as a job, and a new empty batch (call with the lock held)."""
+        job = Job("metric", self._pending.bodies)
         self._pending = _PendingBatch()
-        return Job("metric", bodies)
+        return job
 
     def seconds_until_due(self) -> float:
         """How long the listener may sleep before a partial batch or a replay is due."""
@@ -138,14 +135,14 @@ class Delivery:
                 self._pending.bodies
                 and time.monotonic() - self._pending.started >= self.flush_interval
             )
-            job = self._take_pending() if due else None
+            job = self._close_pending() if due else None
         if job is not None:
             self._submit(job)
         self._replay()
 
     def send_pending(self) -> None:
         with self._lock:
-            job = self._take_pending()
+            job = self._close_pending() if self._pending.bodies else None
         if job is not None:
             self._submit(job)
 
