@@ -57,10 +57,6 @@ def register_library_thread(thread: threading.Thread) -> None:
         _library_threads.add(thread.ident)
 
 
-def on_library_thread() -> bool:
-    return threading.get_ident() in _library_threads
-
-
 def disabled_by_environment() -> bool:
     """True when a standard opt-out variable is set to a truthy value."""
     for name in OPT_OUT_VARIABLES:
