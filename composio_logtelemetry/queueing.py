@@ -166,8 +166,6 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
     Python 3.12's dictConfig passes a QueueHandler subclass nothing but its queue.
     """
 
-    listener: logging.handlers.QueueListener | None
-
     def __init__(
         self,
         queue: Any = None,
@@ -193,6 +191,22 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
         self._dropped_queue_full = 0
         self._compact = False
         _live_handlers.add(self)
+
+    @property
+    def listener(self) -> TelemetryQueueListener | None:
+        return self._listener
+
+    @listener.setter
+    def listener(self, listener: logging.handlers.QueueListener | None) -> None:
+        """Python 3.12+'s dictConfig hands over a plain QueueListener: ours replaces it at once,
+        so that the stdlib recipe ``handler.listener.start()`` starts the right one."""
+        if listener is not None and not isinstance(listener, TelemetryQueueListener):
+            listener = TelemetryQueueListener(
+                listener.queue,
+                *listener.handlers,
+                respect_handler_level=listener.respect_handler_level,
+            )
+        self._listener = listener
 
     # -- the logging thread's path: as short as we can make it -------------------------------
 
@@ -294,12 +308,13 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
                 return
             self._compact = all(isinstance(h, TelemetryHandler) and not h.filters for h in handlers)
             listener = self.listener
-            if not isinstance(listener, TelemetryQueueListener) or listener.queue is not self.queue:
+            if listener is None or listener.queue is not self.queue:
                 listener = TelemetryQueueListener(
                     self.queue, *handlers, respect_handler_level=self.respect_handler_level
                 )
                 self.listener = listener
-            listener.start()
+            if getattr(listener, "_thread", None) is None:  # the user may have started it
+                listener.start()
             self._started_pid = pid
             _register_exit_drain()
 
@@ -320,10 +335,7 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
         return resolved
 
     def _telemetry_handlers(self) -> list[TelemetryHandler]:
-        listener = self.listener
-        if isinstance(listener, TelemetryQueueListener):
-            return listener.telemetry_handlers
-        return []
+        return [] if self.listener is None else self.listener.telemetry_handlers
 
     # -- flush, shutdown, stats ----------------------------------------------------------------
 
@@ -364,9 +376,9 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
             handler.begin_drain(deadline)
         listener = self.listener
         stopped = (
-            listener.stop(max(0.0, deadline - SPOOL_HANDOFF - time.monotonic()))
-            if isinstance(listener, TelemetryQueueListener)
-            else True
+            True
+            if listener is None
+            else listener.stop(max(0.0, deadline - SPOOL_HANDOFF - time.monotonic()))
         )
         for handler in handlers:
             handler.close_delivery(deadline)

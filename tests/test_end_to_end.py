@@ -343,3 +343,29 @@ def test_stdlib_queue_keys_on_312_and_later(endpoint: FaultyEndpoint) -> None:
     result = run_python(code)
     assert result.returncode == 0 and result.stderr == "", result.stderr
     assert [e["functionName"] for e in endpoint.of_kind("metric")] == ["Info"]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="dictConfig builds the listener on 3.12+")
+def test_the_stdlib_recipe_of_starting_and_stopping_the_listener(endpoint: FaultyEndpoint) -> None:
+    """Python's docs tell 3.12+ users to start ``handler.listener`` and stop it at exit."""
+    code = textwrap.dedent(
+        f"""
+        import atexit, logging, logging.config
+        logging.config.dictConfig({{"version": 1, "handlers": {{
+            "telemetry": {{"class": "composio_logtelemetry.TelemetryQueueHandler",
+                           "handlers": ["composio"]}},
+            "composio": {{"class": "composio_logtelemetry.TelemetryHandler",
+                          "endpoint": {endpoint.base_url!r}, "spool": False}}}},
+            "root": {{"handlers": ["telemetry"], "level": "INFO"}}}})
+        handler = logging.getHandlerByName("telemetry")
+        handler.listener.start()
+        atexit.register(handler.listener.stop)
+        for number in range(300):
+            logging.getLogger("a").info("x", extra={{"telemetry": {{"functionName": "Recipe"}}}})
+        """
+    )
+    result = run_python(code)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert len(endpoint.of_kind("metric")) == 300
+    assert len(endpoint.batches) <= 10  # batched by our listener, not sent one by one
+    assert result.elapsed < 3.0  # one listener, stopped once: no wait on a second one
