@@ -92,10 +92,14 @@ def parked_queue_handler() -> tuple[telemetry.TelemetryQueueHandler, _common.Par
     return handler, parking
 
 
-def ratio_line(ours: float, baseline: float, ours_name: str, baseline_name: str) -> float:
-    ratio = ours / baseline
-    print(f"  {ours_name:<34}{ours:9.0f} ns/call")
-    print(f"  {baseline_name:<34}{baseline:9.0f} ns/call")
+def compare(ours: tuple[str, _common.Sampler], baseline: tuple[str, _common.Sampler]) -> float:
+    """Interleaved medians of both sides, printed, and the ratio ours / baseline."""
+    medians = _common.interleaved_medians(
+        {"ours": ours[1], "baseline": baseline[1]}, iterations=ITERATIONS, samples=SAMPLES
+    )
+    ratio = medians["ours"] / medians["baseline"]
+    print(f"  {ours[0]:<34}{medians['ours']:9.0f} ns/call")
+    print(f"  {baseline[0]:<34}{medians['baseline']:9.0f} ns/call")
     print(f"  ratio {ratio:.2f}x")
     return ratio
 
@@ -114,16 +118,15 @@ def main() -> int:
     null_logger = bench_logger("null", logging.NullHandler())
 
     _common.heading("telemetry record: logger.info(..., extra={'telemetry': ...})")
-    medians = _common.interleaved_medians(
-        {
-            "ours": log_call_sampler(ours_logger, ours_records, "tool done", TELEMETRY_EXTRA),
-            "stdlib": log_call_sampler(stdlib_logger, stdlib_records, "tool done", TELEMETRY_EXTRA),
-        },
-        iterations=ITERATIONS,
-        samples=SAMPLES,
-    )
-    ratio = ratio_line(
-        medians["ours"], medians["stdlib"], "TelemetryQueueHandler", "stdlib QueueHandler"
+    ratio = compare(
+        (
+            "TelemetryQueueHandler",
+            log_call_sampler(ours_logger, ours_records, "tool done", TELEMETRY_EXTRA),
+        ),
+        (
+            "stdlib QueueHandler",
+            log_call_sampler(stdlib_logger, stdlib_records, "tool done", TELEMETRY_EXTRA),
+        ),
     )
     _common.verdict(
         ratio <= 1.0, f"telemetry log call {ratio:.2f}x the stdlib QueueHandler (target <= 1.0x)"
@@ -134,16 +137,9 @@ def main() -> int:
         ours_logger.name, logging.INFO, __file__, 1, "tool done", None, None,
         extra=TELEMETRY_EXTRA,
     )  # fmt: skip
-    medians = _common.interleaved_medians(
-        {
-            "ours": handle_sampler(ours, record, ours_records),
-            "stdlib": handle_sampler(stdlib, record, stdlib_records),
-        },
-        iterations=ITERATIONS,
-        samples=SAMPLES,
-    )
-    ratio = ratio_line(
-        medians["ours"], medians["stdlib"], "TelemetryQueueHandler.handle", "QueueHandler.handle"
+    ratio = compare(
+        ("TelemetryQueueHandler.handle", handle_sampler(ours, record, ours_records)),
+        ("QueueHandler.handle", handle_sampler(stdlib, record, stdlib_records)),
     )
     _common.verdict(
         ratio <= 1.0, f"telemetry handle() {ratio:.2f}x the stdlib QueueHandler (target <= 1.0x)"
@@ -161,12 +157,10 @@ def main() -> int:
 
         return sample
 
-    medians = _common.interleaved_medians(
-        {"ours": plain_sampler(ours_logger), "null": plain_sampler(null_logger)},
-        iterations=ITERATIONS,
-        samples=SAMPLES,
+    ratio = compare(
+        ("TelemetryQueueHandler", plain_sampler(ours_logger)),
+        ("NullHandler", plain_sampler(null_logger)),
     )
-    ratio = ratio_line(medians["ours"], medians["null"], "TelemetryQueueHandler", "NullHandler")
     _common.verdict(
         ratio <= 1.1, f"non-telemetry log call {ratio:.2f}x a NullHandler (target <= 1.1x)"
     )
