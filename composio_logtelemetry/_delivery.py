@@ -89,11 +89,11 @@ class Delivery:
     # -- the producing side: listener thread, or the logging thread when used directly -----
 
     def add(self, kind: str, body: str) -> None:
+        now = time.monotonic()
         if kind == "error":
             self._submit(Job("error", [body]))
         else:
             size = (len(body) if body.isascii() else len(body.encode("utf-8"))) + 1
-            now = time.monotonic()
             ready: list[Job] = []
             with self._lock:
                 if self._pending.bodies and self._pending.size + size > MAX_BATCH_BYTES:
@@ -111,7 +111,7 @@ class Delivery:
                     ready.append(self._close_pending())
             for job in ready:
                 self._submit(job)
-        if self.background and time.monotonic() >= self._next_replay:
+        if self.background and now >= self._next_replay:
             self._replay()
 
     def _close_pending(self) -> Job:
