@@ -101,18 +101,23 @@ class TelemetryQueueListener(logging.handlers.QueueListener):
             register_library_thread(thread)
 
     def dequeue(self, block: bool) -> Any:
-        """Waits at most until a partial batch is due: the stdlib blocks forever."""
+        """Waits at most until a partial batch is due: the stdlib blocks forever.
+
+        A busy queue is read without working out that wait, which is most of the cost."""
+        records: Any = self.queue
+        try:
+            return records.get(False)
+        except queue.Empty:
+            if not block:
+                raise
         while True:
             timeout = min(
                 (h.seconds_until_due() for h in self.telemetry_handlers),
                 default=None,
             )
-            records: Any = self.queue
             try:
-                return records.get(block, timeout)
+                return records.get(True, timeout)
             except queue.Empty:
-                if not block:
-                    raise
                 self._wake_handlers()
 
     def _wake_handlers(self) -> None:
