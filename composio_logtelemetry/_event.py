@@ -50,6 +50,7 @@ _TELEMETRY_KEYS = (
     "metadata",
     "error",
 )
+_FAST_KEYS = frozenset(_TELEMETRY_KEYS)
 
 
 def _type_name(value: object) -> str:
@@ -87,6 +88,8 @@ def _string(value: object, where: str, *, non_empty: bool = False) -> str:
 
 
 def _number(value: object, where: str, *, minimum: float | None = None) -> float:
+    if type(value) is float and math.isfinite(value) and (minimum is None or value >= minimum):
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{where} must be a number, got {_type_name(value)}")
     try:
@@ -109,15 +112,17 @@ def _source(value: object) -> SourceData:
             listed = ", ".join(member.value for member in _SOURCE_ENUMS[key])
             raise ValueError(f"source.{key}: {text!r} is not one of {listed}")
         source[key] = text
-    return cast(SourceData, source)
+    result: SourceData = source  # type: ignore[assignment]
+    return result
 
 
 def _metadata(value: object) -> Metadata:
-    metadata = {
-        key: _string(item, f"metadata.{key}")
-        for key, item in _canonical_items(value, "metadata", _METADATA_KEYS).items()
-    }
-    return cast(Metadata, metadata)
+    metadata: Any = _canonical_items(value, "metadata", _METADATA_KEYS)
+    for key, item in metadata.items():
+        if type(item) is not str:
+            metadata[key] = _string(item, f"metadata.{key}")
+    result: Metadata = metadata
+    return result
 
 
 def error_from_exception(exc: BaseException) -> ErrorData:
@@ -162,10 +167,13 @@ _TELEMETRY_PARSERS: dict[str, Callable[[Any], Any]] = {
 
 def normalize_telemetry(payload: object) -> dict[str, Any]:
     """Validated telemetry fields in camelCase; ``functionName`` may still be missing."""
-    return {
-        key: _TELEMETRY_PARSERS[key](value)
-        for key, value in _canonical_items(payload, "telemetry", _TELEMETRY_KEYS).items()
-    }
+    if type(payload) is dict and _FAST_KEYS.issuperset(payload):
+        fields = {key: value for key, value in payload.items() if value is not None}
+    else:
+        fields = _canonical_items(payload, "telemetry", _TELEMETRY_KEYS)
+    for key, value in fields.items():
+        fields[key] = _TELEMETRY_PARSERS[key](value)
+    return fields
 
 
 def make_event(event_type: object, payload: Mapping[str, Any]) -> Event:

@@ -22,6 +22,7 @@ MAX_PROPS_BYTES = 32 * 1024
 MAX_MESSAGE = 8192
 MAX_STACK = 32 * 1024
 MAX_NAME = 512
+_MIN_INT, _MAX_INT = -(2**63), 2**64  # what JSON readers take as an integer
 
 _encoder = JsonEncoder()
 
@@ -72,7 +73,7 @@ def to_json_safe(
     if isinstance(value, str):
         return to_json_safe(str.__str__(value), depth, path, redact)
     if isinstance(value, int):
-        return value if -(2**63) <= value < 2**64 else str(value)
+        return value if _MIN_INT <= value < _MAX_INT else str(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if depth >= MAX_DEPTH:
@@ -87,9 +88,15 @@ def to_json_safe(
             return f"<unserializable {type(value).__name__}>"
         out: dict[str, Any] = {}
         for raw_key, item in items[:MAX_ITEMS]:
-            key = _key(raw_key)
+            plain_key = type(raw_key) is str and raw_key.isascii() and len(raw_key) <= MAX_NAME
+            key = raw_key if plain_key else _key(raw_key)
+            kind = type(item)
             if redact and _redact.is_secret_key(key):
                 out[key] = _redact.MASK
+            elif _plain_scalar(item, kind):  # the usual props, without a call to this function
+                out[key] = item
+            elif kind is str and item.isascii() and len(item) <= MAX_STRING:
+                out[key] = _redact.redact_text(item) if redact else item
             else:
                 out[key] = to_json_safe(item, depth + 1, inner, redact)
         if len(items) > MAX_ITEMS:
@@ -108,6 +115,15 @@ def to_json_safe(
     if converted is value:
         return f"<unserializable {type(value).__name__}>"
     return to_json_safe(converted, depth + 1, inner, redact)
+
+
+def _plain_scalar(value: Any, kind: type) -> bool:
+    return (
+        value is None
+        or kind is bool
+        or (kind is int and _MIN_INT <= value < _MAX_INT)
+        or (kind is float and math.isfinite(value))
+    )
 
 
 def _key(key: object) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 from pythonjsonlogger.json import JsonEncoder, JsonFormatter
 
@@ -75,24 +75,29 @@ class TelemetryFormatter(JsonFormatter):
             data = normalize_telemetry(telemetry)
         if error is not None and self.capture_exceptions:
             data.setdefault("error", error)
-        data.setdefault("functionName", record.funcName or record.name)
-        data.setdefault("timestamp", record.created)
-        return self.complete_event(cast(TelemetryData, data))
+        if "functionName" not in data:
+            data["functionName"] = record.funcName or record.name
+        if "timestamp" not in data:
+            data["timestamp"] = record.created
+        return self._completed(data, None)
 
     def complete_event(self, data: TelemetryData, event_type: EventType | None = None) -> Event:
         """Defaults merged under ``data``, values made JSON-safe, bounded and redacted."""
-        payload = cast(dict[str, Any], dict(data))
+        return self._completed(dict(data), event_type)
+
+    def _completed(self, payload: dict[str, Any], event_type: EventType | None) -> Event:
+        """``complete_event`` on a dict of our own, changed in place (the listener's hot path)."""
         payload["functionName"] = _sanitize.clean_text(payload["functionName"], _sanitize.MAX_NAME)
         own_source, own_metadata = payload.get("source"), payload.get("metadata")
         payload["source"] = (
             {**self.default_source, **_clean_values(own_source)}
             if own_source
-            else dict(self.default_source)
+            else self.default_source.copy()
         )
         if own_metadata:
             payload["metadata"] = {**self.default_metadata, **_clean_values(own_metadata)}
         elif self.default_metadata:
-            payload["metadata"] = dict(self.default_metadata)
+            payload["metadata"] = self.default_metadata.copy()
         else:
             payload.pop("metadata", None)
         if "props" in payload:
@@ -101,11 +106,12 @@ class TelemetryFormatter(JsonFormatter):
             payload["error"] = self._clean_error(payload["error"])
         if event_type is None:
             event_type = "error" if "error" in payload else "metric"
-        return event_type, cast(TelemetryData, payload)
+        data: Any = payload
+        return event_type, data
 
-    def _clean_error(self, error: ErrorData) -> ErrorData:
+    def _clean_error(self, error: dict[str, str]) -> ErrorData:
         cleaned: dict[str, str] = {}
-        for key, text in cast(dict[str, str], error).items():
+        for key, text in error.items():
             if key == "stack":
                 cleaned[key] = _sanitize.clean_stack(self._redacted(text, 4 * _sanitize.MAX_STACK))
             elif key == "message":
@@ -114,7 +120,8 @@ class TelemetryFormatter(JsonFormatter):
                 )
             else:
                 cleaned[key] = _sanitize.clean_text(text, _sanitize.MAX_NAME)
-        return cast(ErrorData, cleaned)
+        result: ErrorData = cleaned  # type: ignore[assignment]
+        return result
 
     def _redacted(self, text: str, scan_limit: int) -> str:
         """Redacts at most ``scan_limit`` characters, so a huge message costs bounded time."""
@@ -124,7 +131,8 @@ class TelemetryFormatter(JsonFormatter):
 
     def serialize_event(self, data: TelemetryData) -> str:
         """The JSON text of one event, as it goes on the wire, with its props bounded."""
-        text = self.jsonify_log_record(cast(dict[str, Any], data))
+        fields: Any = data
+        text = self.jsonify_log_record(fields)
         if "props" in data and len(text) > _sanitize.MAX_PROPS_BYTES // 4:  # props may be over
             bounded = _sanitize.bound_props(data["props"])
             if bounded is not data["props"]:
