@@ -92,11 +92,14 @@ class Transport:
         )
         self._pool_size = pool_size
         self._session: requests.Session | None = None
+        self._templates: dict[str, requests.PreparedRequest] = {}
         self._session_pid = 0
         self._session_lock = threading.Lock()
 
-    def _current_session(self) -> requests.Session:
-        """A session of this process: a forked child must not share its parent's sockets."""
+    def _current_session(self) -> tuple[requests.Session, dict[str, requests.PreparedRequest]]:
+        """A session of this process (a forked child must not share its parent's sockets),
+        and a request per endpoint prepared once: preparing each POST anew costs a third
+        of requests' time."""
         pid = _process.pid
         if self._session is None or self._session_pid != pid:
             with self._session_lock:
@@ -119,16 +122,21 @@ class Transport:
                         or os.environ.get("CURL_CA_BUNDLE")
                         or True
                     )
+                    self._templates = {
+                        kind: session.prepare_request(requests.Request("POST", url))
+                        for kind, url in self.urls.items()
+                    }
                     self._session, self._session_pid = session, pid
-        return self._session
+        return self._session, self._templates
 
     def post(self, kind: str, body: bytes) -> Outcome:
         """One attempt; never raises."""
         url = self.urls[kind]
         try:
-            response = self._current_session().post(
-                url, data=body, timeout=self.timeout, allow_redirects=False
-            )
+            session, templates = self._current_session()
+            request = templates[kind].copy()
+            request.prepare_body(body, None)
+            response = session.send(request, timeout=self.timeout, allow_redirects=False)
             response.close()
             return Outcome(response.status_code, None, response.raw)
         except requests.RequestException as exc:

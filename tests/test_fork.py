@@ -218,7 +218,7 @@ assert queue_handler.flush(10)
 parent = {
     "queue": id(queue_handler.queue),
     "listener": id(queue_handler.listener),
-    "session": id(handler._engine().transport._current_session()),
+    "session": id(handler._engine().transport._current_session()[0]),
 }
 read_end, write_end = os.pipe()
 pid = os.fork()
@@ -228,7 +228,7 @@ if pid == 0:
     child = {
         "queue": id(queue_handler.queue),
         "listener": id(queue_handler.listener),
-        "session": id(handler._engine().transport._current_session()),
+        "session": id(handler._engine().transport._current_session()[0]),
         "threads": sorted(t.name for t in threading.enumerate()),
         "flushed": flushed,
     }
