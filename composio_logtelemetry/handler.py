@@ -12,7 +12,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from typing import Any
 
 from . import _diagnostics, _process
 from ._delivery import SENDERS, Delivery
@@ -148,10 +148,6 @@ class TelemetryHandler(logging.Handler):
         self._delivery_lock = threading.Lock()
         self._closed = False
 
-    @property
-    def telemetry_formatter(self) -> TelemetryFormatter:
-        return cast(TelemetryFormatter, self.formatter)
-
     def setFormatter(self, fmt: logging.Formatter | None) -> None:
         """Refuses formatters that cannot build Composio payloads (a dictConfig slip)."""
         if not isinstance(fmt, TelemetryFormatter):
@@ -160,6 +156,7 @@ class TelemetryHandler(logging.Handler):
                 f"got {type(fmt).__name__}: remove the 'formatter' key from its configuration"
             )
         super().setFormatter(fmt)
+        self.telemetry_formatter = fmt
 
     # -- the delivery engine, made on first use in each process ---------------------------------
 
