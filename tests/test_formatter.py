@@ -14,6 +14,8 @@ import uuid
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pythonjsonlogger.json import JsonEncoder
 
 from composio_logtelemetry import (
@@ -22,6 +24,7 @@ from composio_logtelemetry import (
     TelemetryFormatter,
     create_event,
 )
+from composio_logtelemetry._encoding import reused_encoder
 from composio_logtelemetry._sanitize import MAX_MESSAGE, MAX_PROPS_BYTES, MAX_STACK, MAX_STRING
 from composio_logtelemetry.formatter import CAPTURED_ERROR_ATTR
 
@@ -527,3 +530,33 @@ def test_create_event_accepts_snake_case_enums_and_exceptions() -> None:
     assert data["metadata"] == {"projectId": "p1"}  # None is left out, never sent as null
     assert data["error"]["name"] == "KeyError"
     assert "Traceback" in data["error"]["stack"]
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=_json_values, ensure_ascii=st.booleans())
+def test_reused_encoder_writes_what_json_dumps_writes(value: Any, ensure_ascii: bool) -> None:
+    """The listener's and the receiver's encoder reuses json's C encoder across calls."""
+    encode = reused_encoder(
+        json.JSONEncoder(ensure_ascii=ensure_ascii, separators=(",", ":"), check_circular=False)
+    )
+    expected = json.dumps(value, ensure_ascii=ensure_ascii, separators=(",", ":"))
+    assert encode(value) == expected
+    assert encode(value) == expected  # and again: nothing is left over from the first call
+
+
+def test_reused_encoder_is_not_used_where_cycles_are_checked() -> None:
+    encoder = json.JSONEncoder(check_circular=True)
+    assert reused_encoder(encoder) == encoder.encode
+    cycle: list[Any] = []
+    cycle.append(cycle)
+    with pytest.raises(ValueError, match="Circular"):
+        reused_encoder(encoder)(cycle)
