@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import Any, Literal, NoReturn, TextIO, cast
 from urllib.parse import parse_qs, urlsplit
 
+from composio_logtelemetry._encoding import reused_encoder
 from composio_logtelemetry._schema import validate_body
 
 __all__ = ["MAX_BODY_BYTES", "Receiver", "percentile", "serve"]
@@ -44,7 +45,10 @@ _DEFAULT_EVENTS_LIMIT = 200
 _MAX_EVENTS_LIMIT = 10_000
 _IDLE_CONNECTION_TIMEOUT = 60.0
 # Built once: json.dumps() would build an encoder per event, on the receiver's hot path.
-_EVENT_ENCODER = json.JSONEncoder(separators=(",", ":"))
+# Parsed JSON has no cycles to check for.
+_encode_event = reused_encoder(json.JSONEncoder(separators=(",", ":"), check_circular=False))
+_COLUMNS = "(kind, received_at, function_name, duration_ms, event)"
+_ROWS_PER_INSERT = 100  # 500 parameters, under the 999 of older SQLite versions
 
 _SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS events (
@@ -579,18 +583,22 @@ class Receiver:
                 received_at,
                 _sqlite_text(event["functionName"]),
                 _as_float(event.get("durationMs")),
-                _EVENT_ENCODER.encode(event),
+                _encode_event(event),
             )
             for event in events
         ]
         with self._changed:
             with self._db:
                 self._db.execute("BEGIN")
-                self._db.executemany(
-                    "INSERT INTO events (kind, received_at, function_name, duration_ms, event)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    rows,
-                )
+                # Many rows per statement: executemany steps once per row, and each step
+                # gives up the GIL, which another request's thread then holds for a while.
+                for start in range(0, len(rows), _ROWS_PER_INSERT):
+                    chunk = rows[start : start + _ROWS_PER_INSERT]
+                    self._db.execute(
+                        f"INSERT INTO events {_COLUMNS} VALUES "
+                        + ",".join(["(?, ?, ?, ?, ?)"] * len(chunk)),
+                        [value for row in chunk for value in row],
+                    )
             self._counts[kind] += len(rows)
             self._requests_received += 1
             self._changed.notify_all()
