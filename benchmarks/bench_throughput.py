@@ -31,7 +31,7 @@ import requests
 
 import composio_logtelemetry as telemetry
 
-RUNS = 3
+RUNS = 5
 TOOLS = ("Tools.execute", "Toolkits.list", "Triggers.subscribe", "Connections.get")
 CASES = (
     # (receiver latency, records for ours, records for the baseline, target ratio)
