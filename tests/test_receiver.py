@@ -95,6 +95,47 @@ def test_accepts_an_error_object(receiver: Receiver, session: requests.Session) 
     assert receiver.count("error") == 1
 
 
+@pytest.mark.parametrize("json_in_sqlite", [True, False], ids=["sqlite-json", "python-rows"])
+def test_both_ways_of_storing_keep_the_events_as_sent(
+    receiver: Receiver, session: requests.Session, json_in_sqlite: bool
+) -> None:
+    receiver._json_in_sqlite = json_in_sqlite  # an SQLite built without JSON functions
+    cafe = {"functionName": "Caf\u00e9 \u2615", "durationMs": 3, "props": {"n": [1, None]}}
+    batch = [METRIC, cafe]
+    assert post_metrics(session, receiver, batch).json() == {"accepted": 2}
+    assert post_error(session, receiver, ERROR).json() == {"accepted": 1}
+    assert [stored["event"] for stored in receiver.events()] == [*batch, ERROR]
+    summary = session.get(f"{receiver.base_url}/events", timeout=10).json()["summary"]
+    assert summary["Caf\u00e9 \u2615"] == {"count": 1, "errors": 0, "p50": 3.0, "p95": 3.0}
+    assert summary["Tools.execute"]["count"] == 2
+
+
+def test_odd_but_valid_bodies_are_stored_and_listed(
+    receiver: Receiver, session: requests.Session
+) -> None:
+    bodies = [
+        b'[{"functionName": "lone \\ud800 surrogate", "durationMs": 1}]',
+        b'[{"functionName": "huge", "durationMs": 1' + b"0" * 400 + b"}]",
+        b'[{"functionName": null, "functionName": "dup"}]',
+    ]
+    for body in bodies:
+        response = session.post(
+            f"{receiver.base_url}/metrics/invocations",
+            data=body,
+            headers={"Content-Type": "application/json"},
+            timeout=10,
+        )
+        assert response.json() == {"accepted": 1}
+    names = [stored["event"]["functionName"] for stored in receiver.events()]
+    assert names == ["lone \ud800 surrogate", "huge", "dup"]
+    page = session.get(f"{receiver.base_url}/events", timeout=10)
+    assert page.status_code == 200
+    summary = page.json()["summary"]
+    assert summary["lone \\ud800 surrogate"]["p50"] == 1.0  # readable, never an error
+    assert summary["huge"]["p50"] is None  # no double holds it
+    assert summary["dup"]["count"] == 1
+
+
 @pytest.mark.parametrize(
     ("route", "body", "expected"),
     [
