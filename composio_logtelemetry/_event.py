@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
 from .models import (
@@ -149,6 +149,9 @@ def _error(value: object) -> ErrorData:
 
 
 def _props(value: object) -> dict[str, Any]:
+    """Props as a dict, not yet copied: ``complete_event`` makes them JSON-safe into a new one."""
+    if type(value) is dict:
+        return value
     if not isinstance(value, Mapping):
         raise TypeError(f"props must be a dict, got {_type_name(value)}")
     return dict(value)
@@ -167,12 +170,15 @@ _TELEMETRY_PARSERS: dict[str, Callable[[Any], Any]] = {
 
 def normalize_telemetry(payload: object) -> dict[str, Any]:
     """Validated telemetry fields in camelCase; ``functionName`` may still be missing."""
+    items: Iterable[tuple[str, Any]]
     if type(payload) is dict and _FAST_KEYS.issuperset(payload):
-        fields = {key: value for key, value in payload.items() if value is not None}
+        items = payload.items()  # camelCase already: nothing to rename
     else:
-        fields = _canonical_items(payload, "telemetry", _TELEMETRY_KEYS)
-    for key, value in fields.items():
-        fields[key] = _TELEMETRY_PARSERS[key](value)
+        items = _canonical_items(payload, "telemetry", _TELEMETRY_KEYS).items()
+    fields: dict[str, Any] = {}
+    for key, value in items:
+        if value is not None:
+            fields[key] = _TELEMETRY_PARSERS[key](value)
     return fields
 
 
@@ -181,6 +187,8 @@ def make_event(event_type: object, payload: Mapping[str, Any]) -> Event:
     if event_type not in EVENT_TYPES:
         raise ValueError(f"event type must be 'metric' or 'error', got {event_type!r}")
     data = normalize_telemetry(payload)
+    if "props" in data:
+        data["props"] = dict(data["props"])  # the event keeps the props it was created with
     if "functionName" not in data:
         raise ValueError("functionName is required")
     if event_type == "error" and "error" not in data:

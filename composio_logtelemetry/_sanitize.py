@@ -65,9 +65,11 @@ def to_json_safe(
 
     With ``redact``, the same walk masks secret-looking keys' values and secrets in strings.
     """
-    if type(value) is str:  # the common case first
+    if type(value) is str:  # the common cases first
         text = clean_text(value, MAX_STRING)
         return _redact.redact_text(text) if redact else text
+    if type(value) is dict:
+        return _json_safe_dict(value, depth, path, redact)
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, str):
@@ -76,32 +78,13 @@ def to_json_safe(
         return value if _MIN_INT <= value < _MAX_INT else str(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
+    if isinstance(value, dict):
+        return _json_safe_dict(value, depth, path, redact)
     if depth >= MAX_DEPTH:
         return "<max depth>"
     if id(value) in path:
         return "<cycle>"
     inner = path | {id(value)}
-    if isinstance(value, dict):
-        try:
-            items = list(value.items())
-        except Exception:  # a dict subclass whose items() raises
-            return f"<unserializable {type(value).__name__}>"
-        out: dict[str, Any] = {}
-        for raw_key, item in items[:MAX_ITEMS]:
-            plain_key = type(raw_key) is str and raw_key.isascii() and len(raw_key) <= MAX_NAME
-            key = raw_key if plain_key else _key(raw_key)
-            kind = type(item)
-            if redact and _redact.is_secret_key(key):
-                out[key] = _redact.MASK
-            elif _plain_scalar(item, kind):  # the usual props, without a call to this function
-                out[key] = item
-            elif kind is str and item.isascii() and len(item) <= MAX_STRING:
-                out[key] = _redact.redact_text(item) if redact else item
-            else:
-                out[key] = to_json_safe(item, depth + 1, inner, redact)
-        if len(items) > MAX_ITEMS:
-            out["..."] = f"[truncated {len(items) - MAX_ITEMS} items]"
-        return out
     if isinstance(value, list | tuple | set | frozenset):
         try:
             seq = list(value)
@@ -117,13 +100,44 @@ def to_json_safe(
     return to_json_safe(converted, depth + 1, inner, redact)
 
 
-def _plain_scalar(value: Any, kind: type) -> bool:
-    return (
-        value is None
-        or kind is bool
-        or (kind is int and _MIN_INT <= value < _MAX_INT)
-        or (kind is float and math.isfinite(value))
-    )
+def _json_safe_dict(value: dict[Any, Any], depth: int, path: frozenset[int], redact: bool) -> Any:
+    """``to_json_safe`` of a dict, which props always are: plain keys and scalars, the usual
+    content, are copied in place without a call per item."""
+    if depth >= MAX_DEPTH:
+        return "<max depth>"
+    if id(value) in path:
+        return "<cycle>"
+    try:
+        items = list(value.items())
+    except Exception:  # a dict subclass whose items() raises
+        return f"<unserializable {type(value).__name__}>"
+    truncated = len(items) - MAX_ITEMS
+    if truncated > 0:
+        items = items[:MAX_ITEMS]
+    inner = None
+    out: dict[str, Any] = {}
+    for raw_key, item in items:
+        plain_key = type(raw_key) is str and raw_key.isascii() and len(raw_key) <= MAX_NAME
+        key = raw_key if plain_key else _key(raw_key)
+        kind = type(item)
+        if redact and _redact.is_secret_key(key):
+            out[key] = _redact.MASK
+        elif (
+            item is None
+            or kind is bool
+            or (kind is int and _MIN_INT <= item < _MAX_INT)
+            or (kind is float and math.isfinite(item))
+        ):
+            out[key] = item
+        elif kind is str and item.isascii() and len(item) <= MAX_STRING:
+            out[key] = _redact.redact_text(item) if redact else item
+        else:
+            if inner is None:
+                inner = path | {id(value)}
+            out[key] = to_json_safe(item, depth + 1, inner, redact)
+    if truncated > 0:
+        out["..."] = f"[truncated {truncated} items]"
+    return out
 
 
 def _key(key: object) -> str:

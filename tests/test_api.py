@@ -73,6 +73,13 @@ def test_create_event_accepts_snake_and_camel_case_and_drops_nulls() -> None:
     )
 
 
+def test_create_event_keeps_the_props_it_was_given() -> None:
+    props = {"toolkit": "github"}
+    event = create_event("metric", function_name="Tools.execute", props=props)
+    props["later"] = "changed"
+    assert event[1]["props"] == {"toolkit": "github"}
+
+
 def _failing_tool() -> None:
     raise PermissionError("no access to toolkit")
 
