@@ -207,7 +207,8 @@ def _array_check(schema: Mapping[str, Any]) -> _Check:
 def _object_check(schema: Mapping[str, Any]) -> _Check:
     required: tuple[str, ...] = tuple(schema.get("required", ()))
     property_checks = {
-        name: _compile(subschema) for name, subschema in schema.get("properties", {}).items()
+        name: (_quick_accept(subschema), _compile(subschema))
+        for name, subschema in schema.get("properties", {}).items()
     }
     closed = schema.get("additionalProperties", True) is False
     allowed_text = ", ".join(sorted(property_checks)) or "none"
@@ -219,12 +220,15 @@ def _object_check(schema: Mapping[str, Any]) -> _Check:
             if name not in instance:
                 return f"{_format_path((path, name))}: required property is missing"
         for name, value in instance.items():
-            check_property = property_checks.get(name)
-            if check_property is None:
+            checks = property_checks.get(name)
+            if checks is None:
                 if closed:
                     return (
                         f"{_format_path((path, name))}: unknown property (allowed: {allowed_text})"
                     )
+                continue
+            accepts, check_property = checks
+            if accepts is not None and accepts(value):
                 continue
             error = check_property(value, (path, name))
             if error is not None:
@@ -232,6 +236,36 @@ def _object_check(schema: Mapping[str, Any]) -> _Check:
         return None
 
     return check_object
+
+
+def _quick_accept(schema: Mapping[str, Any]) -> Callable[[Any], bool] | None:
+    """One call that passes the usual valid value of a simple schema (most of an event's
+    fields), so the full check runs only for the rest. False means "check", never "invalid":
+    messages always come from the full check."""
+    keywords = schema.keys() - _ANNOTATIONS
+    if keywords == {"type"}:
+        return _QUICK_TYPES.get(schema["type"])
+    if keywords == {"enum"}:
+        allowed = frozenset(schema["enum"])
+        return lambda value: type(value) is str and value in allowed
+    if keywords == {"type", "minLength"} and schema["type"] == "string":
+        min_length: int = schema["minLength"]
+        return lambda value: type(value) is str and len(value) >= min_length
+    if keywords == {"type", "minimum"} and schema["type"] == "number":
+        minimum: float = schema["minimum"]
+        return lambda value: (
+            (type(value) is float or type(value) is int) and (minimum <= value < math.inf)
+        )
+    return None
+
+
+_QUICK_TYPES: Mapping[str, Callable[[Any], bool]] = {
+    "string": lambda value: type(value) is str,
+    "object": lambda value: type(value) is dict,
+    "number": lambda value: (
+        type(value) is int or (type(value) is float and -math.inf < value < math.inf)
+    ),
+}
 
 
 def _format_path(path: _Path) -> str:
