@@ -55,6 +55,7 @@ _TYPE_NAMES = {
     "boolean": "a boolean",
     "null": "null",
 }
+_OBJECT_KEYWORDS = frozenset({"type", "required", "properties", "additionalProperties"})
 _IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*\Z")
 _SHOWN_CHARS = 60
 
@@ -107,6 +108,8 @@ def _compiled(schema_id: str) -> _Check:
 
 def _compile(schema: Mapping[str, Any]) -> _Check:
     """Keywords are checked in a fixed order so that the same body always gets the same message."""
+    if schema.get("type") == "object" and schema.keys() - _ANNOTATIONS <= _OBJECT_KEYWORDS:
+        return _object_check(schema, typed=True)  # one call for an object, not three
     checks: list[_Check] = []
     if "$ref" in schema:
         checks.append(_compiled(schema["$ref"]))
@@ -121,8 +124,8 @@ def _compile(schema: Mapping[str, Any]) -> _Check:
         checks.append(_minimum_check(schema["minimum"]))
     if "minItems" in schema or "items" in schema:
         checks.append(_array_check(schema))
-    if {"required", "properties", "additionalProperties"} & schema.keys():
-        checks.append(_object_check(schema))
+    if (_OBJECT_KEYWORDS - {"type"}) & schema.keys():
+        checks.append(_object_check(schema, typed=False))
     if len(checks) == 1:
         return checks[0]
 
@@ -204,7 +207,9 @@ def _array_check(schema: Mapping[str, Any]) -> _Check:
     return check_array
 
 
-def _object_check(schema: Mapping[str, Any]) -> _Check:
+def _object_check(schema: Mapping[str, Any], *, typed: bool) -> _Check:
+    """With ``typed``, also the check of ``"type": "object"``, which then comes first."""
+    check_type = _type_check("object") if typed else None
     required: tuple[str, ...] = tuple(schema.get("required", ()))
     property_checks = {
         name: (_quick_accept(subschema), _compile(subschema))
@@ -215,7 +220,7 @@ def _object_check(schema: Mapping[str, Any]) -> _Check:
 
     def check_object(instance: Any, path: _Path) -> str | None:
         if not isinstance(instance, dict):
-            return None
+            return None if check_type is None else check_type(instance, path)
         for name in required:
             if name not in instance:
                 return f"{_format_path((path, name))}: required property is missing"
