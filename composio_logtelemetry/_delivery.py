@@ -94,11 +94,12 @@ class Delivery:
             self._submit(Job("error", [body]))
         else:
             size = (len(body) if body.isascii() else len(body.encode("utf-8"))) + 1
-            ready: list[Job] = []
+            overflowed = ready = None
             with self._lock:
-                if self._pending.bodies and self._pending.size + size > MAX_BATCH_BYTES:
-                    ready.append(self._close_pending())
                 pending = self._pending
+                if pending.bodies and pending.size + size > MAX_BATCH_BYTES:
+                    overflowed = self._close_pending()
+                    pending = self._pending
                 if not pending.bodies:
                     pending.started = now
                 pending.bodies.append(body)
@@ -108,10 +109,12 @@ class Delivery:
                     or now - pending.started >= self.flush_interval
                     or not self.background
                 ):
-                    ready.append(self._close_pending())
-            for job in ready:
-                self._submit(job)
-        if self.background and now >= self._next_replay:
+                    ready = self._close_pending()
+            if overflowed is not None:
+                self._submit(overflowed)
+            if ready is not None:
+                self._submit(ready)
+        if self.background and now >= self._next_replay and self.spool is not None:
             self._replay()
 
     def _close_pending(self) -> Job:
