@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -20,6 +21,8 @@ CAPTURED_ERROR_ATTR = "_composio_logtelemetry_error"
 """Where the queue handler leaves the ErrorData it captured before ``exc_info`` was dropped."""
 
 _ENVIRONMENTS = {member.value for member in EnvironmentType}
+_USUAL_KEYS = frozenset({"functionName", "durationMs", "timestamp", "props", "metadata"})
+_USUAL_METADATA_KEYS = frozenset({"projectId", "provider"})
 
 
 def _default_source() -> dict[str, str]:
@@ -32,6 +35,11 @@ def _default_source() -> dict[str, str]:
 
 def _clean_values(section: Mapping[str, str]) -> dict[str, str]:
     return {key: _sanitize.clean_text(text, _sanitize.MAX_NAME) for key, text in section.items()}
+
+
+def _usual_text(text: str) -> bool:
+    """Text that ``clean_text`` keeps as it is: ASCII (no lone surrogates), and short."""
+    return text.isascii() and len(text) <= _sanitize.MAX_NAME
 
 
 class TelemetryFormatter(JsonFormatter):
@@ -60,6 +68,7 @@ class TelemetryFormatter(JsonFormatter):
         self._encode = reused_encoder(
             JsonEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
         )
+        self._default_source_json = self._encode(self.default_source)
 
     def build_event(self, record: logging.LogRecord) -> Event | None:
         """The event a record carries, ``None`` if it carries none.
@@ -83,6 +92,64 @@ class TelemetryFormatter(JsonFormatter):
         if "timestamp" not in data:
             data["timestamp"] = record.created
         return self._completed(data, None)
+
+    def usual_metric_json(self, record: logging.LogRecord) -> str | None:
+        """``serialize_event(build_event(record)[1])`` of the usual record, in one pass: a metric
+        whose telemetry is a plain camelCase dict of valid, short, ASCII values, and no source
+        of its own (the default's JSON is encoded once). None for any other record, which then
+        takes ``build_event``: that path handles every case and explains what is invalid."""
+        telemetry = getattr(record, "telemetry", None)
+        if (
+            type(telemetry) is not dict
+            or not _USUAL_KEYS.issuperset(telemetry)
+            or record.exc_info
+            or getattr(record, CAPTURED_ERROR_ATTR, None) is not None
+        ):
+            return None
+        name = telemetry.get("functionName")
+        if type(name) is not str or not _usual_text(name) or not name or name.isspace():
+            return None
+        fields: dict[str, Any] = {"functionName": name}
+        duration = telemetry.get("durationMs")
+        if duration is not None:
+            if type(duration) is not float or not 0.0 <= duration < math.inf:
+                return None
+            fields["durationMs"] = duration
+        timestamp = telemetry.get("timestamp")
+        if timestamp is None:
+            timestamp = record.created
+        elif type(timestamp) is not float or not -math.inf < timestamp < math.inf:
+            return None
+        fields["timestamp"] = timestamp
+        props = telemetry.get("props")
+        if props is not None:
+            if type(props) is not dict:
+                return None
+            fields["props"] = _sanitize.to_json_safe(props, redact=self.redact)
+        metadata = self._usual_metadata(telemetry.get("metadata"))
+        if metadata is None:
+            return None
+        if metadata:
+            fields["metadata"] = metadata
+        text = self._encode(fields)
+        if props is not None and len(text) > _sanitize.MAX_PROPS_BYTES // 4:
+            return None  # props may need bounding
+        return f'{text[:-1]},"source":{self._default_source_json}}}'
+
+    def _usual_metadata(self, metadata: object) -> dict[str, Any] | None:
+        """The defaults under a record's plain metadata; None if it is not plain."""
+        if metadata is None or metadata == {}:
+            return self.default_metadata
+        if type(metadata) is not dict or not _USUAL_METADATA_KEYS.issuperset(metadata):
+            return None
+        merged = dict(self.default_metadata)
+        for key, text in metadata.items():
+            if text is None:
+                continue
+            if type(text) is not str or not _usual_text(text):
+                return None
+            merged[key] = text
+        return merged
 
     def complete_event(self, data: TelemetryData, event_type: EventType | None = None) -> Event:
         """Defaults merged under ``data``, values made JSON-safe, bounded and redacted."""

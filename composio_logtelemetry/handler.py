@@ -211,16 +211,29 @@ class TelemetryHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if not self.enabled or self._closed:
             return
+        formatter = self.telemetry_formatter
         try:
-            event = self.telemetry_formatter.build_event(record)
+            text = formatter.usual_metric_json(record) if self._takes_usual_path() else None
+            event = formatter.build_event(record) if text is None else None
         except Exception as exc:  # also hostile input: a mapping whose items() raises...
             self._invalid(exc, f"logger {record.name!r}, function {record.funcName!r}")
             return
-        if event is not None:
-            try:
+        try:
+            if text is not None:
+                self._engine().add("metric", text)
+            elif event is not None:
                 self._deliver(event)
-            except Exception:
-                self.handleError(record)
+        except Exception:
+            self.handleError(record)
+
+    def _takes_usual_path(self) -> bool:
+        """The one-pass path skips sampling, ``before_send`` and a subclass's formatting."""
+        return (
+            self.before_send is None
+            and self.sample_rate >= 1.0
+            and not self.sample_rates
+            and type(self.telemetry_formatter) is TelemetryFormatter
+        )
 
     def emit_event(self, event: Event) -> None:
         """Delivers an event made by ``create_event`` (the ``push_event`` path)."""

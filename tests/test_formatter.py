@@ -560,3 +560,87 @@ def test_reused_encoder_is_not_used_where_cycles_are_checked() -> None:
     cycle.append(cycle)
     with pytest.raises(ValueError, match="Circular"):
         reused_encoder(encoder)(cycle)
+
+
+# -- the one-pass path for the usual record -----------------------------------------------------
+
+
+def _mostly(usual: st.SearchStrategy[Any], odd: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(usual, usual, usual, odd)
+
+
+_names = _mostly(st.sampled_from(["Tools.execute", "x"]), st.sampled_from(["", " ", "é", 5]))
+_numbers = _mostly(
+    st.floats(min_value=0, max_value=1e12), st.integers(0, 10**6) | st.floats() | st.booleans()
+)
+_props = _mostly(st.dictionaries(st.text(max_size=8), _json_values, max_size=4), st.just([1]))
+_metadata = _mostly(
+    st.dictionaries(st.sampled_from(["projectId", "provider"]), st.none() | st.text(max_size=8)),
+    st.dictionaries(st.sampled_from(["project_id", "colour"]), st.just("p" * 600)),
+)
+_telemetry_dicts = st.fixed_dictionaries(
+    {"functionName": _names},
+    optional={
+        "durationMs": _numbers | st.none(),
+        "timestamp": _numbers | st.none(),
+        "props": _props | st.none(),
+        "metadata": _metadata | st.none(),
+        "source": st.just({"version": "2"}),
+        "error": st.just({"name": "E"}),
+    },
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(telemetry=_telemetry_dicts, metadata=st.sampled_from([None, {"provider": "openai"}]))
+def test_the_one_pass_path_writes_what_the_full_path_writes(
+    telemetry: dict[str, Any], metadata: dict[str, str] | None
+) -> None:
+    formatter = TelemetryFormatter(metadata=metadata, source={"version": "1.0"})
+    record = make_record(telemetry)
+    text = formatter.usual_metric_json(record)
+    if text is None:
+        return  # not the usual record: build_event handles and explains it
+    event_type, data = formatter.build_event(record) or ("none", {})
+    assert event_type == "metric"
+    expected = formatter.serialize_event(data)
+    assert _canonical(text) == _canonical(expected)  # the same JSON, keys maybe in another order
+    VALIDATORS["metric"].validate([json.loads(text)])
+
+
+def _canonical(text: str) -> str:
+    return json.dumps(json.loads(text), sort_keys=True)  # 5 and 5.0 stay apart
+
+
+def test_the_usual_record_takes_the_one_pass_path() -> None:
+    """What README's examples log: if this falls back, the listener's hot path got slower."""
+    formatter = TelemetryFormatter()
+    for telemetry in (
+        {"functionName": "Tools.execute", "durationMs": 12.5, "props": {"toolkit": "github"}},
+        {"functionName": "Tools.execute", "metadata": {"provider": "openai", "projectId": None}},
+        {"functionName": "Tools.execute", "props": {"nested": {"list": [1, "two"]}}},
+    ):
+        assert formatter.usual_metric_json(make_record(telemetry)) is not None
+
+
+@pytest.mark.parametrize(
+    "telemetry",
+    [
+        {"function_name": "Tools.execute"},  # snake_case
+        {"functionName": "Tools.execute", "source": {"version": "2"}},
+        {"functionName": "Tools.execute", "error": {"name": "E"}},
+        {"functionName": "Tools.exécute"},  # not ASCII
+        {"functionName": "Tools.execute", "durationMs": 5},  # an int becomes a float there
+        {"functionName": "f", "props": dict.fromkeys("abc", "x" * 4000)},  # may need bounding
+        {"durationMs": 1.0},  # functionName comes from the record
+    ],
+)
+def test_other_records_take_the_full_path(telemetry: dict[str, Any]) -> None:
+    assert TelemetryFormatter().usual_metric_json(make_record(telemetry)) is None
+
+
+def test_an_exception_on_the_record_takes_the_full_path() -> None:
+    record = make_record({"functionName": "f"}, exc_info=exc_info_of(KeyError("k")))
+    assert TelemetryFormatter().usual_metric_json(record) is None
+    captured = make_record({"functionName": "f"}, **{CAPTURED_ERROR_ATTR: {"name": "E"}})
+    assert TelemetryFormatter().usual_metric_json(captured) is None

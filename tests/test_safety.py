@@ -27,6 +27,7 @@ from composio_logtelemetry import (
     EnvironmentType,
     LanguageType,
     ServiceType,
+    TelemetryFormatter,
     TelemetryHandler,
     TelemetryQueueHandler,
     create_event,
@@ -575,6 +576,22 @@ def test_before_send_can_change_drop_or_break(
     assert "before_send" in err
     assert "Traceback" not in err
     assert endpoint.violations == []
+
+
+def test_a_formatter_subclass_formats_every_record(endpoint: FaultyEndpoint, pipeline: Any) -> None:
+    """The handler's one-pass path for usual records must not skip a subclass's own formatting."""
+
+    class Tagging(TelemetryFormatter):
+        def serialize_event(self, data: Any) -> str:
+            return super().serialize_event({**data, "props": {**data.get("props", {}), "tag": 1}})
+
+    logger, handler = pipeline()
+    telemetry_handler = handler.handler_refs[0]
+    assert isinstance(telemetry_handler, TelemetryHandler)
+    telemetry_handler.setFormatter(Tagging())
+    logger.info("x", extra={"telemetry": {"functionName": "Tools.execute", "durationMs": 1.5}})
+    assert handler.flush(5.0)
+    assert [event["props"] for _, event in endpoint.events] == [{"tag": 1}]
 
 
 # -- plain http --------------------------------------------------------------------------------
