@@ -138,7 +138,7 @@ class TelemetryFormatter(JsonFormatter):
 
     def _usual_metadata(self, metadata: object) -> dict[str, Any] | None:
         """The defaults under a record's plain metadata; None if it is not plain."""
-        if metadata is None or metadata == {}:
+        if metadata is None:
             return self.default_metadata
         if type(metadata) is not dict or not _USUAL_METADATA_KEYS.issuperset(metadata):
             return None
