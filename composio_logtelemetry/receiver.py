@@ -53,9 +53,9 @@ _INSERT_ROW = (
 # reads as infinity (9e999), which JSON cannot carry back out: it is stored as NULL.
 _INSERT_ROWS_OF_ARRAY = """
 INSERT INTO events (kind, received_at, function_name, duration_ms, event)
-SELECT ?1, ?2, json_extract(value, '$.functionName'),
+SELECT ?, ?, json_extract(value, '$.functionName'),
        nullif(json_extract(value, '$.durationMs'), 9e999), value
-FROM json_each(?3)
+FROM json_each(?)
 """
 
 _SCHEMA_SQL = """
