@@ -1,4 +1,4 @@
-"""JSON encoding on the hot paths: the listener, and the receiver under load."""
+"""JSON encoding on the listener's hot path, where every event is encoded on its own."""
 
 from __future__ import annotations
 

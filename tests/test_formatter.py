@@ -544,7 +544,7 @@ _json_values = st.recursive(
 @settings(max_examples=200, deadline=None)
 @given(value=_json_values, ensure_ascii=st.booleans())
 def test_reused_encoder_writes_what_json_dumps_writes(value: Any, ensure_ascii: bool) -> None:
-    """The listener's and the receiver's encoder reuses json's C encoder across calls."""
+    """The listener's encoder reuses json's C encoder across calls."""
     encode = reused_encoder(
         json.JSONEncoder(ensure_ascii=ensure_ascii, separators=(",", ":"), check_circular=False)
     )
