@@ -592,11 +592,15 @@ _telemetry_dicts = st.fixed_dictionaries(
 
 
 @settings(max_examples=400, deadline=None)
-@given(telemetry=_telemetry_dicts, metadata=st.sampled_from([None, {"provider": "openai"}]))
+@given(
+    telemetry=_telemetry_dicts,
+    metadata=st.sampled_from([None, {"provider": "openai"}]),
+    redact=st.booleans(),
+)
 def test_the_one_pass_path_writes_what_the_full_path_writes(
-    telemetry: dict[str, Any], metadata: dict[str, str] | None
+    telemetry: dict[str, Any], metadata: dict[str, str] | None, redact: bool
 ) -> None:
-    formatter = TelemetryFormatter(metadata=metadata, source={"version": "1.0"})
+    formatter = TelemetryFormatter(metadata=metadata, source={"version": "1.0"}, redact=redact)
     record = make_record(telemetry)
     text = formatter.usual_metric_json(record)
     if text is None:
