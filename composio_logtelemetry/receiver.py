@@ -43,31 +43,34 @@ _GET_ROUTES = ("/", "/v1/events")
 _DEFAULT_EVENTS_LIMIT = 200
 _MAX_EVENTS_LIMIT = 10_000
 _IDLE_CONNECTION_TIMEOUT = 60.0
-_INSERT_ROW = (
-    "INSERT INTO events (kind, received_at, function_name, duration_ms, event)"
-    " VALUES (?, ?, ?, ?, ?)"
-)
+_INSERT_ROW = "INSERT INTO events (kind, received_at, event) VALUES (?, ?, ?)"
 # A validated body's events become rows inside SQLite (JSON1), in C and without the GIL:
 # re-encoding each event in Python took a third of the receiver's time under load. The event
-# text is the sender's own. A durationMs too large for a double (an integer of 309 digits)
-# reads as infinity (9e999), which JSON cannot carry back out: it is stored as NULL.
-_INSERT_ROWS_OF_ARRAY = """
-INSERT INTO events (kind, received_at, function_name, duration_ms, event)
-SELECT ?, ?, json_extract(value, '$.functionName'),
-       nullif(json_extract(value, '$.durationMs'), 9e999), value
-FROM json_each(?)
-"""
+# text is the sender's own.
+_INSERT_ROWS_OF_ARRAY = (
+    "INSERT INTO events (kind, received_at, event) SELECT ?, ?, value FROM json_each(?)"
+)
 
 _SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     kind TEXT NOT NULL,
     received_at REAL NOT NULL,
-    function_name TEXT NOT NULL,
-    duration_ms REAL,
     event TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS events_by_function_duration ON events (function_name, duration_ms);
+"""
+# Files written by 0.1.0 also kept each event's functionName and durationMs in indexed columns
+# for the summary, which cost the receiver twice what the rest of the insert did: the summary
+# now lives in memory (``_FunctionStats``), and those columns go.
+_DROP_SUMMARY_COLUMNS_SQL = f"""
+BEGIN;
+DROP INDEX IF EXISTS events_by_function_duration;
+ALTER TABLE events RENAME TO events_with_summary_columns;
+{_SCHEMA_SQL}
+INSERT INTO events (id, kind, received_at, event)
+    SELECT id, kind, received_at, event FROM events_with_summary_columns;
+DROP TABLE events_with_summary_columns;
+COMMIT;
 """
 
 
@@ -407,11 +410,6 @@ def _as_float(value: object) -> float | None:
         return None
 
 
-def _sqlite_text(text: str) -> str:
-    """SQLite refuses lone surrogates, which valid JSON escapes (``"\\ud800"``) can carry."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def _printable(text: str, limit: int = 200) -> str:
     """One terminal line: no newlines and no escape sequences from event data reach the console."""
     shown = "".join(char if char.isprintable() else f"\\x{ord(char):02x}" for char in text[:limit])
@@ -464,12 +462,16 @@ class Receiver:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA_SQL)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
+        if "function_name" in columns:
+            self._db.executescript(_DROP_SUMMARY_COLUMNS_SQL)
         self._json_in_sqlite = _has_json_functions(self._db)
-        # One lock guards the connection, the counters and the waiters of wait_for().
+        # One lock guards the connection, the counters, the summary and the waiters of wait_for().
         self._changed = threading.Condition(threading.Lock())
         self._counts: dict[str, int] = dict.fromkeys(_POST_ROUTES.values(), 0)
-        for kind, count in self._db.execute("SELECT kind, COUNT(*) FROM events GROUP BY kind"):
-            self._counts[kind] = count
+        self._functions: dict[str, _FunctionStats] = {}
+        for kind, event_json in self._db.execute("SELECT kind, event FROM events ORDER BY id"):
+            self._count_event(kind, json.loads(event_json))
         self._requests_received = 0
         self._connections_accepted = 0
         self._thread: threading.Thread | None = None
@@ -585,13 +587,23 @@ class Receiver:
         with self._changed:
             self._connections_accepted += 1
 
+    def _count_event(self, kind: str, event: dict[str, Any]) -> None:
+        """Adds one event to the counters and the summary (call with the lock held)."""
+        self._counts[kind] += 1
+        name = event["functionName"]
+        stats = self._functions.get(name)
+        if stats is None:
+            stats = self._functions[name] = _FunctionStats()
+        stats.add(kind, event.get("durationMs"))
+
     def _store(self, kind: EventKind, events: Sequence[dict[str, Any]], text: str) -> None:
         """Stores the events of one body, ``text`` being that body as sent."""
         received_at = time.time()
         with self._changed:
             if not self._insert_in_sqlite(kind, received_at, text):
                 self._insert_rows(kind, received_at, events)
-            self._counts[kind] += len(events)
+            for event in events:
+                self._count_event(kind, event)
             self._requests_received += 1
             self._changed.notify_all()
         if self._echo is not None:
@@ -601,8 +613,7 @@ class Receiver:
         """Lets SQLite split the body into rows; False where it can't (call with the lock held).
 
         SQLite would decode a lone surrogate escape (``"\\ud800"``) into text that cannot be
-        read back: such bodies take ``_insert_rows``, as does any body SQLite refuses. (Of a
-        duplicated key, SQLite's columns get the first value where Python reads the last.)
+        read back: such bodies take ``_insert_rows``, as does any body SQLite refuses.
         """
         if not self._json_in_sqlite or "\\ud" in text or "\\uD" in text:
             return False
@@ -618,16 +629,7 @@ class Receiver:
     def _insert_rows(
         self, kind: EventKind, received_at: float, events: Sequence[dict[str, Any]]
     ) -> None:
-        rows = [
-            (
-                kind,
-                received_at,
-                _sqlite_text(event["functionName"]),
-                _as_float(event.get("durationMs")),
-                json.dumps(event, separators=(",", ":")),
-            )
-            for event in events
-        ]
+        rows = [(kind, received_at, json.dumps(event, separators=(",", ":"))) for event in events]
         with self._db:
             self._db.execute("BEGIN")
             self._db.executemany(_INSERT_ROW, rows)
@@ -663,25 +665,42 @@ class Receiver:
         }
 
     def _summary_locked(self) -> dict[str, dict[str, Any]]:
-        summary: dict[str, dict[str, Any]] = {}
-        groups = self._db.execute(
-            "SELECT function_name, COUNT(*), SUM(kind = 'error'), COUNT(duration_ms)"
-            " FROM events GROUP BY function_name ORDER BY function_name"
-        ).fetchall()
-        for function_name, count, errors, durations in groups:
-            p50 = p95 = None
-            if durations:
-                p50, p95 = (
-                    self._db.execute(
-                        "SELECT duration_ms FROM events"
-                        " WHERE function_name = ? AND duration_ms IS NOT NULL"
-                        " ORDER BY duration_ms LIMIT 1 OFFSET ?",
-                        (function_name, _nearest_rank(durations, q) - 1),
-                    ).fetchone()[0]
-                    for q in (50, 95)
-                )
-            summary[function_name] = {"count": count, "errors": errors, "p50": p50, "p95": p95}
-        return summary
+        return {name: self._functions[name].summary() for name in sorted(self._functions)}
+
+
+class _FunctionStats:
+    """What the summary shows of one functionName, kept up to date as events arrive.
+
+    Durations are kept as a list that is sorted when a summary is read, so that a live page
+    polling every second pays for the new values only (Timsort merges the sorted run and the
+    new tail), and storing an event pays for no index.
+    """
+
+    __slots__ = ("count", "durations", "errors", "sorted_count")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.errors = 0
+        self.durations: list[float] = []
+        self.sorted_count = 0
+
+    def add(self, kind: str, duration: object) -> None:
+        self.count += 1
+        if kind == "error":
+            self.errors += 1
+        value = _as_float(duration)
+        if value is not None:
+            self.durations.append(value)
+
+    def summary(self) -> dict[str, Any]:
+        durations = self.durations
+        if self.sorted_count != len(durations):
+            durations.sort()
+            self.sorted_count = len(durations)
+        p50 = p95 = None
+        if durations:
+            p50, p95 = (durations[_nearest_rank(len(durations), q) - 1] for q in (50, 95))
+        return {"count": self.count, "errors": self.errors, "p50": p50, "p95": p95}
 
 
 def _has_json_functions(db: sqlite3.Connection) -> bool:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import io
 import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -131,9 +133,10 @@ def test_odd_but_valid_bodies_are_stored_and_listed(
     page = session.get(f"{receiver.base_url}/events", timeout=10)
     assert page.status_code == 200
     summary = page.json()["summary"]
-    assert summary["lone \\ud800 surrogate"]["p50"] == 1.0  # readable, never an error
+    assert summary["lone \ud800 surrogate"]["p50"] == 1.0  # named as the event is, never an error
     assert summary["huge"]["p50"] is None  # no double holds it
-    assert summary["dup"]["count"] == 1
+    assert summary["dup"]["count"] == 1  # a duplicated key means its last value, as in the event
+    assert set(summary) == {"lone \ud800 surrogate", "huge", "dup"}
 
 
 @pytest.mark.parametrize(
@@ -391,8 +394,56 @@ def test_file_database_persists_across_receivers(tmp_path: Path) -> None:
             assert second.wait_for(2, timeout=0)
             post_metrics(session, second, [{"functionName": "later"}])
             assert [stored["id"] for stored in second.events()] == [1, 2, 3]
+            summary = session.get(f"{second.base_url}/events", timeout=10).json()["summary"]
+            assert summary == {  # rebuilt from the file
+                "Tools.execute": {"count": 2, "errors": 1, "p50": 231.05, "p95": 412.34},
+                "later": {"count": 1, "errors": 0, "p50": None, "p95": None},
+            }
         finally:
             second.close()
+
+
+def test_a_database_of_version_0_1_0_is_upgraded(tmp_path: Path) -> None:
+    db_path = tmp_path / "events.sqlite3"
+    with contextlib.closing(sqlite3.connect(db_path)) as db, db:
+        db.executescript(OLD_SCHEMA_SQL)  # as 0.1.0 wrote it, summary columns and index
+        db.executemany(
+            "INSERT INTO events (kind, received_at, function_name, duration_ms, event)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [
+                ("metric", 1.0, "Tools.execute", 412.34, json.dumps(METRIC)),
+                ("error", 2.0, "Tools.execute", None, json.dumps(ERROR)),
+            ],
+        )
+    receiver = Receiver(db_path=db_path).start()
+    try:
+        assert [stored["event"] for stored in receiver.events()] == [METRIC, ERROR]
+        with requests.Session() as session:
+            post_metrics(session, receiver, [{"functionName": "later", "durationMs": 5}])
+            page = session.get(f"{receiver.base_url}/events", timeout=10).json()
+        assert [item["id"] for item in page["events"]] == [3, 2, 1]
+        assert page["summary"] == {
+            "Tools.execute": {"count": 2, "errors": 1, "p50": 231.05, "p95": 412.34},
+            "later": {"count": 1, "errors": 0, "p50": 5.0, "p95": 5.0},
+        }
+    finally:
+        receiver.close()
+    with contextlib.closing(sqlite3.connect(db_path)) as db:
+        columns = [row[1] for row in db.execute("PRAGMA table_info(events)")]
+    assert columns == ["id", "kind", "received_at", "event"]
+
+
+OLD_SCHEMA_SQL = """
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    function_name TEXT NOT NULL,
+    duration_ms REAL,
+    event TEXT NOT NULL
+);
+CREATE INDEX events_by_function_duration ON events (function_name, duration_ms);
+"""
 
 
 def test_a_session_reuses_one_connection(receiver: Receiver, session: requests.Session) -> None:
