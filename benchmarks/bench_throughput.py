@@ -35,7 +35,7 @@ TOOLS = ("Tools.execute", "Toolkits.list", "Triggers.subscribe", "Connections.ge
 CASES = (
     # (receiver latency, records for ours, records for the baseline, target ratio, runs):
     # single runs vary by a fifth on a shared machine; the fast case can afford more of them.
-    (0.0, 10_000, 300, 50.0, 9),
+    (0.0, 10_000, 300, 50.0, 15),
     (0.05, 10_000, 40, 100.0, 5),
 )
 SOURCE = {"language": "python", "service": "sdk", "environment": "development", "version": "1.0"}
