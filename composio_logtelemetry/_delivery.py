@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from http import HTTPStatus
 
 from urllib3.util.retry import Retry
 
@@ -36,6 +37,7 @@ class Job:
     kind: str
     bodies: list[str]
     claim: Claim | None = None
+    from_spool: bool = False  # also for the halves of a claimed job, which hold no claim
     settled: bool = False
 
     def payload(self) -> bytes:
@@ -202,7 +204,7 @@ class Delivery:
             if claim is None:
                 self._next_replay = now + REPLAY_IDLE_RECHECK
                 return submitted
-            job = Job(claim.kind, list(claim.bodies), claim)
+            job = Job(claim.kind, list(claim.bodies), claim, from_spool=True)
             with self._settle_lock:
                 self._unsettled.add(job)
             self.start_senders()
@@ -255,7 +257,10 @@ class Delivery:
                 return
             if not self.transport.is_retryable(outcome):
                 self._mark_health(True)
-                self._settle_rejected(job, outcome)
+                if outcome.status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE and len(job.bodies) > 1:
+                    self._split(job)
+                else:
+                    self._settle_rejected(job, outcome)
                 return
             self._mark_health(False)
             step = self.transport.next_wait(retry, outcome, job.kind)
@@ -269,6 +274,32 @@ class Delivery:
             self._count("retried", len(job.bodies))
             if self._stop.wait(wait):
                 return  # shutdown: the closer spools what is still unsettled
+
+    def _split(self, job: Job) -> None:
+        """A batch the endpoint finds too large (413) goes again as two halves, each settled
+        on its own: only an event too large by itself ends rejected."""
+        half = len(job.bodies) // 2
+        parts = [
+            Job(job.kind, bodies, from_spool=job.from_spool)
+            for bodies in (job.bodies[:half], job.bodies[half:])
+        ]
+        with self._settling(job) as mine:
+            if not mine:
+                return
+            with self._settle_lock:
+                self._unsettled.update(parts)
+            if job.claim is not None:  # its events travel on in the parts
+                self._finish_claim(job.claim, delivered=True)
+        self._count("retried", len(job.bodies))
+        _diagnostics.warn(
+            "split-413",
+            f"the telemetry endpoint refused {len(job.bodies)} events in one request as too "
+            "large (HTTP 413): sending them in smaller requests (a lower batch_size avoids this)",
+        )
+        for part in parts:
+            self._deliver(part)
+            if self._stop.is_set():  # close() may have listed what was unsettled before this
+                self._settle_failed(part, "shutdown timeout")
 
     def _draining_gives_up(self) -> bool:
         """At exit, a failing endpoint is not worth the user's wait: spool at once."""
@@ -309,8 +340,9 @@ class Delivery:
             if not mine:
                 return
             self._count("sent", len(job.bodies))
-            if job.claim is not None:
+            if job.from_spool:
                 self._count("replayed", len(job.bodies))
+            if job.claim is not None:
                 self._finish_claim(job.claim, delivered=True)
 
     def _settle_rejected(self, job: Job, outcome: Outcome) -> None:

@@ -54,6 +54,7 @@ class FaultyEndpoint:
 
     def __init__(self) -> None:
         self.script: Callable[[str], Action] = lambda kind: ("ok",)
+        self.max_body_bytes: int | None = None  # larger bodies get 413, as behind a proxy
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.batches: list[int] = []
         self.requests = 0
@@ -79,6 +80,9 @@ class FaultyEndpoint:
                     endpoint.user_agents.add(self.headers.get("User-Agent", ""))
                 if kind is None:
                     self._reply(404, b'{"error": "not found"}')
+                    return
+                if endpoint.max_body_bytes is not None and length > endpoint.max_body_bytes:
+                    self._reply(413, b'{"error": "request entity too large"}')
                     return
                 action = endpoint.script(kind)
                 if action[0] == "reset":

@@ -50,6 +50,35 @@ def test_client_errors_are_rejected_not_retried(endpoint: FaultyEndpoint, pipeli
     assert calls == ["metric"]
 
 
+def test_a_batch_too_large_for_the_endpoint_goes_again_in_halves(
+    endpoint: FaultyEndpoint, pipeline: Any
+) -> None:
+    endpoint.max_body_bytes = 2000  # about ten events
+    logger, handler = pipeline(batch_size=100)
+    for number in range(250):
+        logger.info("x", extra={"telemetry": {"functionName": "Big", "props": {"n": number}}})
+    assert handler.flush(20.0), handler.stats()
+    seen = _numbers(endpoint.of_kind("metric"))
+    assert seen == collections.Counter(range(250))  # each event once
+    assert max(endpoint.batches) < 20
+    stats = handler.stats()
+    assert stats["sent"] == 250 and stats["rejected"] == 0 and stats["retried"] > 0
+
+
+def test_an_event_too_large_by_itself_is_rejected_alone(
+    endpoint: FaultyEndpoint, pipeline: Any
+) -> None:
+    endpoint.max_body_bytes = 2000
+    logger, handler = pipeline(batch_size=100, flush_interval=60.0)
+    for number in range(9):
+        props = {"n": number, "blob": "x" * 3000 if number == 4 else ""}
+        logger.info("x", extra={"telemetry": {"functionName": "Big", "props": props}})
+    assert not handler.flush(20.0)  # one event did not make it
+    assert sorted(_numbers(endpoint.of_kind("metric"))) == [0, 1, 2, 3, 5, 6, 7, 8]
+    stats = handler.stats()
+    assert stats["sent"] == 8 and stats["rejected"] == 1 and stats["spooled"] == 0
+
+
 def test_retry_after_is_honoured(endpoint: FaultyEndpoint, pipeline: Any) -> None:
     answered_at: list[float] = []
 
@@ -89,6 +118,27 @@ def test_outage_spools_then_replays_when_the_endpoint_answers_again(
     assert set(_numbers(endpoint.of_kind("metric"))) == set(range(301))
     assert handler.flush(5.0)
     assert handler.stats()["replayed"] == 300
+
+
+def test_spooled_events_replay_in_halves_to_an_endpoint_with_a_body_limit(
+    endpoint: FaultyEndpoint, pipeline: Any, tmp_path: Any
+) -> None:
+    down = threading.Event()
+    down.set()
+    endpoint.script = lambda kind: ("status", 503, {}) if down.is_set() else ("ok",)
+    logger, handler = pipeline(max_retries=1, flush_interval=0.1)
+    for number in range(100):
+        logger.info("x", extra={"telemetry": {"functionName": "Outage", "props": {"n": number}}})
+    assert not handler.flush(10.0)
+    assert handler.stats()["spooled"] == 100
+    endpoint.max_body_bytes = 2000
+    down.clear()
+    logger.info("x", extra={"telemetry": {"functionName": "Outage", "props": {"n": 100}}})
+    assert endpoint.wait_for(101, timeout=20.0)
+    assert handler.flush(5.0)
+    assert _numbers(endpoint.of_kind("metric")) == collections.Counter(range(101))
+    assert Spool(tmp_path / "spool.sqlite3").stats()["events"] == 0
+    assert handler.stats()["replayed"] == 100
 
 
 def test_queue_full_drops_and_counts_without_blocking(
