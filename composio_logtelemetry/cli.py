@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from http import HTTPStatus
 
 from . import demo, receiver
 from ._delivery import Job
@@ -15,6 +16,8 @@ from ._spool import Spool, default_spool_path
 from ._transport import DEFAULT_ENDPOINT, Transport, check_endpoint
 from ._version import __version__
 from .formatter import TelemetryFormatter
+
+REPLAY_CLAIM_SIZE = 100
 
 
 def _endpoint(args: argparse.Namespace) -> str:
@@ -71,21 +74,35 @@ def _spool_command(args: argparse.Namespace) -> int:
 def _replay(spool: Spool, endpoint: str, timeout: float) -> int:
     total = int(str(spool.stats().get("events", 0)))
     transport = _transport(endpoint, timeout)
-    replayed = 0
+    replayed = rejected = 0
+    claim_size = REPLAY_CLAIM_SIZE
     while True:
-        claim = spool.claim(100)
+        claim = spool.claim(claim_size)
         if claim is None:
             break
         outcome = transport.post(claim.kind, Job(claim.kind, list(claim.bodies)).payload())
+        if outcome.status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE and len(claim.ids) > 1:
+            spool.settle(claim, delivered=False)  # the same events again, in smaller requests
+            claim_size = len(claim.ids) // 2
+            continue
         if not outcome.delivered and transport.is_retryable(outcome):
             spool.settle(claim, delivered=False)
             print(f"\nerror: replay stopped: {outcome.describe()} from {endpoint}", file=sys.stderr)
             return 1
         spool.settle(claim, delivered=True)
-        replayed += len(claim.ids)
+        if outcome.delivered:
+            replayed += len(claim.ids)
+            claim_size = min(REPLAY_CLAIM_SIZE, claim_size * 2)
+        else:
+            rejected += len(claim.ids)
+            print(
+                f"\nerror: the endpoint rejected {len(claim.ids)} event(s) with "
+                f"{outcome.describe()}; they are dropped",
+                file=sys.stderr,
+            )
         print(f"\rreplayed {replayed}/{total}", end="", flush=True)
     print(f"\rreplayed {replayed}/{total} event(s) to {endpoint}")
-    return 0
+    return 1 if rejected else 0
 
 
 def build_parser() -> argparse.ArgumentParser:

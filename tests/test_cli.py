@@ -119,6 +119,22 @@ def test_spool_stats_replay_clear(endpoint: FaultyEndpoint, tmp_path: Any) -> No
     assert "cleared 1 event" in cleared.stdout
 
 
+def test_spool_replay_sends_smaller_requests_to_an_endpoint_with_a_body_limit(
+    endpoint: FaultyEndpoint, tmp_path: Any
+) -> None:
+    path = str(tmp_path / "spool.sqlite3")
+    bodies = [json.dumps({"functionName": "Old", "props": {"n": n}}) for n in range(250)]
+    bodies.insert(7, json.dumps({"functionName": "Huge", "props": {"blob": "x" * 3000}}))
+    Spool(path).add("metric", bodies)
+    endpoint.max_body_bytes = 2000
+    replay = cli("spool", "replay", "--path", path, "--endpoint", endpoint.base_url)
+    assert replay.returncode == 1  # one event could not be delivered, and the user is told
+    assert "replayed 250/251" in replay.stdout
+    assert "rejected 1 event(s) with HTTP 413" in replay.stderr
+    assert sorted(event["props"]["n"] for _, event in endpoint.events) == list(range(250))
+    assert Spool(path).stats()["events"] == 0
+
+
 def test_spool_replay_stops_cleanly_when_the_endpoint_is_down(tmp_path: Any) -> None:
     path = str(tmp_path / "spool.sqlite3")
     Spool(path).add("metric", ['{"functionName": "X"}'])
