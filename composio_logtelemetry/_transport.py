@@ -24,6 +24,7 @@ DEFAULT_ENDPOINT = "https://telemetry.composio.dev/v1"
 RETRY_STATUSES = frozenset({408, 429, *range(500, 600)})
 MAX_RETRY_AFTER = 60.0
 MAX_BACKOFF = 30.0
+MAX_REPLY_BYTES = 64 * 1024
 USER_AGENT = f"composio-logtelemetry/{__version__}"
 
 
@@ -136,8 +137,13 @@ class Transport:
             session, templates = self._current_session()
             request = templates[kind].copy()
             request.prepare_body(body, None)
-            response = session.send(request, timeout=self.timeout, allow_redirects=False)
-            response.close()
+            response = session.send(
+                request, timeout=self.timeout, allow_redirects=False, stream=True
+            )
+            with response:
+                # Read to the end, so that the connection serves the next POST; but a reply
+                # past MAX_REPLY_BYTES is cut off with its connection rather than held in memory.
+                response.raw.read(MAX_REPLY_BYTES, decode_content=False)
             return Outcome(response.status_code, None, response.raw)
         except requests.RequestException as exc:
             return Outcome(None, f"{type(exc).__name__} posting to {url}", None)
