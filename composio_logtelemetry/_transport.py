@@ -63,7 +63,16 @@ class Outcome:
         return self.status is not None and 200 <= self.status < 300
 
     def describe(self) -> str:
-        return f"HTTP {self.status}" if self.status is not None else f"{self.error}"
+        if self.status is None:
+            return f"{self.error}"
+        headers = getattr(self.response, "headers", None)
+        location = headers.get("Location") if headers is not None else None
+        if 300 <= self.status < 400 and location:
+            # Redirects are not followed (the events would go where nobody configured them):
+            # say where to, so that the endpoint can be set right. No query: it may hold a token.
+            target = urllib.parse.urlsplit(location)._replace(query="", fragment="").geturl()
+            return f"HTTP {self.status} redirecting to {target}"
+        return f"HTTP {self.status}"
 
 
 class Transport:

@@ -79,6 +79,20 @@ def test_an_event_too_large_by_itself_is_rejected_alone(
     assert stats["sent"] == 8 and stats["rejected"] == 1 and stats["spooled"] == 0
 
 
+def test_a_redirect_is_not_followed_and_the_warning_says_where_to(
+    endpoint: FaultyEndpoint, pipeline: Any, capfd: Any
+) -> None:
+    moved = "https://elsewhere.example/v1/metrics/invocations?token=secret123"
+    endpoint.script = lambda kind: ("status", 308, {"Location": moved})
+    logger, handler = pipeline()
+    logger.info("x", extra={"telemetry": {"functionName": "Moved"}})
+    assert not handler.flush(5.0)
+    assert handler.stats()["rejected"] == 1
+    warning = capfd.readouterr().err
+    assert "HTTP 308 redirecting to https://elsewhere.example/v1/metrics/invocations" in warning
+    assert "secret123" not in warning
+
+
 def test_retry_after_is_honoured(endpoint: FaultyEndpoint, pipeline: Any) -> None:
     answered_at: list[float] = []
 
