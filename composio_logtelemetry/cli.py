@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import sys
 import time
@@ -74,7 +75,8 @@ def _spool_command(args: argparse.Namespace) -> int:
 def _replay(spool: Spool, endpoint: str, timeout: float) -> int:
     total = int(str(spool.stats().get("events", 0)))
     transport = _transport(endpoint, timeout)
-    replayed = rejected = 0
+    replayed = 0
+    rejected: collections.Counter[str] = collections.Counter()
     claim_size = REPLAY_CLAIM_SIZE
     while True:
         claim = spool.claim(claim_size)
@@ -94,14 +96,14 @@ def _replay(spool: Spool, endpoint: str, timeout: float) -> int:
             replayed += len(claim.ids)
             claim_size = min(REPLAY_CLAIM_SIZE, claim_size * 2)
         else:
-            rejected += len(claim.ids)
-            print(
-                f"\nerror: the endpoint rejected {len(claim.ids)} event(s) with "
-                f"{outcome.describe()}; they are dropped",
-                file=sys.stderr,
-            )
+            rejected[outcome.describe()] += len(claim.ids)
         print(f"\rreplayed {replayed}/{total}", end="", flush=True)
     print(f"\rreplayed {replayed}/{total} event(s) to {endpoint}")
+    for answer, count in rejected.items():
+        print(
+            f"error: the endpoint rejected {count} event(s) with {answer}; they are dropped",
+            file=sys.stderr,
+        )
     return 1 if rejected else 0
 
 

@@ -135,6 +135,20 @@ def test_spool_replay_sends_smaller_requests_to_an_endpoint_with_a_body_limit(
     assert Spool(path).stats()["events"] == 0
 
 
+def test_spool_replay_says_once_what_the_endpoint_rejected(
+    endpoint: FaultyEndpoint, tmp_path: Any
+) -> None:
+    path = str(tmp_path / "spool.sqlite3")
+    Spool(path).add("metric", [json.dumps({"functionName": "Old", "n": n}) for n in range(250)])
+    endpoint.script = lambda kind: ("status", 400, {})
+    replay = cli("spool", "replay", "--path", path, "--endpoint", endpoint.base_url)
+    assert replay.returncode == 1
+    assert "replayed 0/250" in replay.stdout
+    assert replay.stderr.count("rejected") == 1
+    assert "rejected 250 event(s) with HTTP 400; they are dropped" in replay.stderr
+    assert Spool(path).stats()["events"] == 0
+
+
 def test_spool_replay_stops_cleanly_when_the_endpoint_is_down(tmp_path: Any) -> None:
     path = str(tmp_path / "spool.sqlite3")
     Spool(path).add("metric", ['{"functionName": "X"}'])
