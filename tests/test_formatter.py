@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import decimal
-import enum
 import json
 import logging
 import math
@@ -29,6 +28,7 @@ from composio_logtelemetry._sanitize import MAX_MESSAGE, MAX_PROPS_BYTES, MAX_ST
 from composio_logtelemetry.formatter import CAPTURED_ERROR_ATTR
 
 from .conftest import VALIDATORS
+from .hostile import Colour, ItemlessDict, UnlistableList, Unprintable
 
 
 def make_record(
@@ -179,32 +179,10 @@ def test_it_works_as_a_plain_logging_formatter(capsys: pytest.CaptureFixture[str
 # -- odd objects in props: encoded with python-json-logger's encoder, never an exception -------
 
 
-class Colour(enum.Enum):
-    RED = "red"
-
-
 @dataclasses.dataclass
 class Shipment:
     sku: str
     shipped: datetime.date
-
-
-class Unprintable:
-    def __str__(self) -> str:
-        raise RuntimeError("no str")
-
-    def __repr__(self) -> str:
-        raise RuntimeError("no repr")
-
-
-class UnlistableList(list):  # type: ignore[type-arg]
-    def __iter__(self) -> Any:
-        raise RuntimeError("no iteration")
-
-
-class ItemlessDict(dict):  # type: ignore[type-arg]
-    def items(self) -> Any:
-        raise RuntimeError("no items")
 
 
 ENCODER = JsonEncoder()

@@ -36,39 +36,17 @@ from composio_logtelemetry._delivery import MAX_BATCH_BYTES
 from composio_logtelemetry.handler import ERRORS_PER_NAME_PER_MINUTE
 
 from .conftest import FaultyEndpoint, closed_port, run_python
+from .hostile import Colour, ItemlessDict, UnlistableList, Unprintable
 
 COUNTED = ("sent", "invalid", "sampled_out", "rate_limited", "filtered")
 
 # -- hostile values ---------------------------------------------------------------------------
 
 
-class Colour(enum.Enum):
-    RED = "red"
-
-
 @dataclasses.dataclass
 class Shipment:
     sku: str
     contents: Any = None
-
-
-class Unprintable:
-    """Neither ``str`` nor ``repr`` works."""
-
-    def __str__(self) -> str:
-        raise RuntimeError("no str")
-
-    __repr__ = __str__
-
-
-class UnlistableList(list):  # type: ignore[type-arg]
-    def __iter__(self) -> Any:
-        raise RuntimeError("no iteration")
-
-
-class ItemlessDict(dict):  # type: ignore[type-arg]
-    def items(self) -> Any:
-        raise RuntimeError("no items")
 
 
 class ExplodingMapping(Mapping[str, Any]):
