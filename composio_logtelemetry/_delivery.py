@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http import HTTPStatus
 
 from urllib3.util.retry import Retry
 
@@ -257,7 +256,7 @@ class Delivery:
                 return
             if not self.transport.is_retryable(outcome):
                 self._mark_health(True)
-                if outcome.status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE and len(job.bodies) > 1:
+                if outcome.too_large and len(job.bodies) > 1:
                     self._split(job)
                 else:
                     self._settle_rejected(job, outcome)

@@ -12,6 +12,7 @@ import random
 import threading
 import urllib.parse
 from dataclasses import dataclass
+from http import HTTPStatus
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -61,6 +62,11 @@ class Outcome:
     @property
     def delivered(self) -> bool:
         return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def too_large(self) -> bool:
+        """413: the same events may still go through in smaller requests."""
+        return self.status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
 
     def describe(self) -> str:
         if self.status is None:

@@ -8,7 +8,6 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from http import HTTPStatus
 
 from . import demo, receiver
 from ._delivery import Job
@@ -83,7 +82,7 @@ def _replay(spool: Spool, endpoint: str, timeout: float) -> int:
         if claim is None:
             break
         outcome = transport.post(claim.kind, Job(claim.kind, list(claim.bodies)).payload())
-        if outcome.status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE and len(claim.ids) > 1:
+        if outcome.too_large and len(claim.ids) > 1:
             spool.settle(claim, delivered=False)  # the same events again, in smaller requests
             claim_size = len(claim.ids) // 2
             continue
