@@ -18,6 +18,9 @@ from . import _redact
 MAX_STRING = 4096
 MAX_ITEMS = 200
 MAX_DEPTH = 12
+MAX_VALUES = 4096
+"""Values walked in one props: more could not fit in ``MAX_PROPS_BYTES`` anyway, and a value
+that shares its parts (``[row] * 200``, nested) would otherwise take exponential time."""
 MAX_PROPS_BYTES = 32 * 1024
 MAX_MESSAGE = 8192
 MAX_STACK = 32 * 1024
@@ -25,6 +28,7 @@ MAX_NAME = 512
 _MIN_INT, _MAX_INT = -(2**63), 2**64  # what JSON readers take as an integer
 
 _encoder = JsonEncoder()
+TOO_MANY_VALUES = f"<more than {MAX_VALUES} values>"
 
 
 def clean_text(text: str, limit: int) -> str:
@@ -58,55 +62,70 @@ def _fallback(value: object) -> Any:
         return f"<unserializable {type(value).__name__}>"
 
 
-def to_json_safe(
-    value: Any, depth: int = 0, path: frozenset[int] = frozenset(), redact: bool = False
-) -> Any:
+def to_json_safe(value: Any, redact: bool = False) -> Any:
     """``value`` as plain JSON types: cycles, depth, sizes and odd types made harmless.
 
     With ``redact``, the same walk masks secret-looking keys' values and secrets in strings.
     """
+    if type(value) is dict:  # props, on every event
+        return _json_safe_dict(value, 0, frozenset(), redact, [MAX_VALUES])
+    return _json_safe(value, 0, frozenset(), redact, [MAX_VALUES])
+
+
+def _json_safe(
+    value: Any, depth: int, path: frozenset[int], redact: bool, budget: list[int]
+) -> Any:
+    """``budget`` holds how many more values the whole walk may take."""
     if type(value) is str:  # the common cases first
         text = clean_text(value, MAX_STRING)
         return _redact.redact_text(text) if redact else text
     if type(value) is dict:
-        return _json_safe_dict(value, depth, path, redact)
+        return _json_safe_dict(value, depth, path, redact, budget)
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, str):
-        return to_json_safe(str.__str__(value), depth, path, redact)
+        return _json_safe(str.__str__(value), depth, path, redact, budget)
     if isinstance(value, int):
         return value if _MIN_INT <= value < _MAX_INT else str(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, dict):
-        return _json_safe_dict(value, depth, path, redact)
+        return _json_safe_dict(value, depth, path, redact, budget)
     if depth >= MAX_DEPTH:
         return "<max depth>"
     if id(value) in path:
         return "<cycle>"
+    if budget[0] <= 0:
+        return TOO_MANY_VALUES
     inner = path | {id(value)}
     if isinstance(value, list | tuple | set | frozenset):
         try:
             seq = list(value)
         except Exception:  # a subclass whose __iter__ raises
             return f"<unserializable {type(value).__name__}>"
-        out_list = [to_json_safe(item, depth + 1, inner, redact) for item in seq[:MAX_ITEMS]]
+        kept = seq[:MAX_ITEMS]
+        budget[0] -= len(kept)
+        out_list = [_json_safe(item, depth + 1, inner, redact, budget) for item in kept]
         if len(seq) > MAX_ITEMS:
             out_list.append(f"[truncated {len(seq) - MAX_ITEMS} items]")
         return out_list
     converted = _fallback(value)
     if converted is value:
         return f"<unserializable {type(value).__name__}>"
-    return to_json_safe(converted, depth + 1, inner, redact)
+    return _json_safe(converted, depth + 1, inner, redact, budget)
 
 
-def _json_safe_dict(value: dict[Any, Any], depth: int, path: frozenset[int], redact: bool) -> Any:
+def _json_safe_dict(
+    value: dict[Any, Any], depth: int, path: frozenset[int], redact: bool, budget: list[int]
+) -> Any:
     """``to_json_safe`` of a dict, which props always are: plain keys and scalars, the usual
     content, are copied in place without a call per item."""
     if depth >= MAX_DEPTH:
         return "<max depth>"
     if id(value) in path:
         return "<cycle>"
+    if budget[0] <= 0:
+        return TOO_MANY_VALUES
     try:
         items = list(value.items())
     except Exception:  # a dict subclass whose items() raises
@@ -114,6 +133,7 @@ def _json_safe_dict(value: dict[Any, Any], depth: int, path: frozenset[int], red
     truncated = len(items) - MAX_ITEMS
     if truncated > 0:
         items = items[:MAX_ITEMS]
+    budget[0] -= len(items)
     inner = None
     out: dict[str, Any] = {}
     for raw_key, item in items:
@@ -134,7 +154,7 @@ def _json_safe_dict(value: dict[Any, Any], depth: int, path: frozenset[int], red
         else:
             if inner is None:
                 inner = path | {id(value)}
-            out[key] = to_json_safe(item, depth + 1, inner, redact)
+            out[key] = _json_safe(item, depth + 1, inner, redact, budget)
     if truncated > 0:
         out["..."] = f"[truncated {truncated} items]"
     return out

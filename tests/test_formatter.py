@@ -24,7 +24,13 @@ from composio_logtelemetry import (
     create_event,
 )
 from composio_logtelemetry._encoding import reused_encoder
-from composio_logtelemetry._sanitize import MAX_MESSAGE, MAX_PROPS_BYTES, MAX_STACK, MAX_STRING
+from composio_logtelemetry._sanitize import (
+    MAX_MESSAGE,
+    MAX_PROPS_BYTES,
+    MAX_STACK,
+    MAX_STRING,
+    TOO_MANY_VALUES,
+)
 from composio_logtelemetry.formatter import CAPTURED_ERROR_ATTR
 
 from .conftest import VALIDATORS
@@ -249,6 +255,17 @@ def test_deep_nesting_is_cut_with_a_marker() -> None:
     text = json.dumps(formatted(make_record({"functionName": "F", "props": {"deep": value}})))
     assert "<max depth>" in text
     assert "bottom" not in text
+
+
+def test_shared_parts_cannot_make_the_walk_exponential() -> None:
+    """Five small lists that name each other 200 times hold 200**5 values when walked."""
+    value: Any = list(range(200))
+    for _ in range(4):
+        value = [value] * 200
+    props = formatted(make_record({"functionName": "F", "props": {"bomb": value}}))["props"]
+    text = json.dumps(props)
+    assert TOO_MANY_VALUES in text or "some dropped" in props.get("_truncated", "")
+    assert len(text.encode()) <= MAX_PROPS_BYTES
 
 
 def test_odd_keys_become_strings() -> None:
