@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from itertools import islice
 from typing import Any
 
 from pythonjsonlogger.json import JsonEncoder
@@ -21,6 +22,7 @@ MAX_DEPTH = 12
 MAX_VALUES = 4096
 """Values walked in one props: more could not fit in ``MAX_PROPS_BYTES`` anyway, and a value
 that shares its parts (``[row] * 200``, nested) would otherwise take exponential time."""
+MAX_COPIES = 100
 MAX_PROPS_BYTES = 32 * 1024
 MAX_MESSAGE = 8192
 MAX_STACK = 32 * 1024
@@ -28,6 +30,7 @@ MAX_NAME = 512
 _MIN_INT, _MAX_INT = -(2**63), 2**64  # what JSON readers take as an integer
 
 _encoder = JsonEncoder()
+_COPIED_TYPES = frozenset({dict, list, set})
 TOO_MANY_VALUES = f"<more than {MAX_VALUES} values>"
 
 
@@ -184,3 +187,51 @@ def bound_props(props: dict[str, Any]) -> dict[str, Any]:
         budget -= item_size
     kept["_truncated"] = f"props exceeded {MAX_PROPS_BYTES} bytes ({size} bytes); some dropped"
     return kept
+
+
+def snapshot(telemetry: Any) -> Any:
+    """``telemetry`` with the dicts, lists and sets in it copied, so that an event says what
+    was true when it was logged even if the application goes on changing the same dict (the
+    listener reads it later). Shared parts and cycles stay shared and cycles in the copy.
+
+    The logging thread pays at most for what ``to_json_safe`` will send: ``MAX_DEPTH``
+    levels, ``MAX_ITEMS`` per container, ``MAX_COPIES`` containers in all; past that, and
+    for any other mutable object, the listener reads the application's own value.
+    """
+    if type(telemetry) is dict and len(telemetry) <= MAX_ITEMS:
+        # The usual shape first, in one pass: fields, and dicts (props, metadata) of scalars.
+        copied = telemetry.copy()
+        for key, item in copied.items():
+            kind = type(item)
+            if kind is dict and len(item) <= MAX_ITEMS:
+                for value in item.values():
+                    if type(value) in _COPIED_TYPES:
+                        return _copied(telemetry, 0, {})
+                copied[key] = item.copy()
+            elif kind in _COPIED_TYPES:
+                return _copied(telemetry, 0, {})
+        return copied
+    if type(telemetry) in _COPIED_TYPES:
+        return _copied(telemetry, 0, {})
+    return telemetry
+
+
+def _copied(value: Any, depth: int, copies: dict[int, Any]) -> Any:
+    copied = value.copy()
+    copies[id(value)] = copied
+    if type(copied) is set or depth >= MAX_DEPTH:
+        return copied  # a set holds only hashable values
+    items: Any = copied.items() if type(copied) is dict else enumerate(copied)
+    values: Any = copied.values() if type(copied) is dict else copied
+    if len(copied) > MAX_ITEMS:
+        items, values = islice(items, MAX_ITEMS), islice(values, MAX_ITEMS)
+    if _COPIED_TYPES.isdisjoint(map(type, values)):
+        return copied  # flat, the usual case: the copy is complete
+    for key, item in items:
+        if type(item) in _COPIED_TYPES:
+            seen = copies.get(id(item))
+            if seen is not None:
+                copied[key] = seen
+            elif len(copies) < MAX_COPIES:
+                copied[key] = _copied(item, depth + 1, copies)
+    return copied

@@ -22,6 +22,7 @@ from typing import Any
 from . import _diagnostics, _process
 from ._delivery import SPOOL_HANDOFF
 from ._event import error_from_exception
+from ._sanitize import snapshot
 from .formatter import CAPTURED_ERROR_ATTR
 from .handler import (
     STAT_KEYS,
@@ -50,7 +51,8 @@ class QueuedRecord(logging.LogRecord):
     """The part of a LogRecord that telemetry needs, kept while it waits in the queue.
 
     A full record holds some 600 bytes and the exception's frames; this holds the fields
-    ``TelemetryFormatter`` reads (and ``levelno`` for ``respect_handler_level``).
+    ``TelemetryFormatter`` reads (and ``levelno`` for ``respect_handler_level``), with the
+    telemetry as it is now: the application may change its dict once the log call returns.
     """
 
     __slots__ = (
@@ -68,7 +70,7 @@ class QueuedRecord(logging.LogRecord):
         self.levelno = record.levelno
         self.funcName = record.funcName
         self.created = record.created
-        self.telemetry = record.__dict__.get("telemetry")
+        self.telemetry = snapshot(record.__dict__.get("telemetry"))
         self.exc_info = None
         setattr(self, CAPTURED_ERROR_ATTR, _captured_error(record))
 
@@ -244,21 +246,24 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
         return True
 
     def prepare(self, record: logging.LogRecord) -> Any:
-        """Captures the exception as picklable ErrorData before ``exc_info`` is dropped.
+        """Captures what the listener will need before the application moves on: the
+        telemetry as it is now (the application may change its dict next; see ``snapshot``)
+        and the exception as picklable ErrorData.
 
-        The stdlib formats and copies every record; a telemetry record needs neither. When
-        only telemetry handlers listen, a fifth-of-the-size ``QueuedRecord`` waits in the
-        queue instead; otherwise the record itself, copied only if it carries an exception
-        (other handlers may still print the traceback).
+        The stdlib formats and copies every record; a telemetry record needs no formatting.
+        When only telemetry handlers listen, a fifth-of-the-size ``QueuedRecord`` waits in
+        the queue instead of the copy.
         """
         if self._compact:
             return QueuedRecord(record)
-        if record.exc_info is None:
-            return record
         prepared = copy.copy(record)
-        prepared.__dict__[CAPTURED_ERROR_ATTR] = _captured_error(record)
-        prepared.exc_info = None
-        prepared.exc_text = None
+        fields = prepared.__dict__
+        if "telemetry" in fields:
+            fields["telemetry"] = snapshot(fields["telemetry"])
+        if record.exc_info is not None:
+            fields[CAPTURED_ERROR_ATTR] = _captured_error(record)
+            prepared.exc_info = None
+            prepared.exc_text = None
         return prepared
 
     def enqueue(self, record: Any) -> None:

@@ -6,6 +6,7 @@ import logging
 import logging.config
 import sys
 import textwrap
+import threading
 from typing import Any
 
 import pytest
@@ -315,6 +316,58 @@ def test_other_handlers_behind_the_listener_get_whole_records(
     assert collecting.messages == ["kept 1", "secret 2", "failed 3"]
     assert [e["functionName"] for e in endpoint.of_kind("metric")] == ["Kept"]
     assert endpoint.of_kind("error")[0]["error"]["name"] == "KeyError"
+
+
+@pytest.mark.parametrize("listeners", ["telemetry only", "with another handler"])
+@pytest.mark.parametrize("props", ["flat", "nested"])
+def test_each_event_keeps_the_values_it_was_logged_with(
+    endpoint: FaultyEndpoint, tmp_path: Any, listeners: str, props: str
+) -> None:
+    """An application that reuses one dict and changes it between calls: the listener is
+    held until every call returned, so it reads each record after the dict changed."""
+    from composio_logtelemetry import TelemetryHandler, TelemetryQueueHandler
+
+    release = threading.Event()
+
+    def hold_the_listener(payload: dict[str, Any]) -> dict[str, Any]:
+        release.wait(10.0)
+        return payload
+
+    telemetry = TelemetryHandler(
+        endpoint=endpoint.base_url,
+        spool_path=str(tmp_path / "s.db"),
+        before_send=hold_the_listener,
+    )
+    others = [logging.NullHandler()] if listeners == "with another handler" else []
+    queue_handler = TelemetryQueueHandler(handlers=[telemetry, *others])
+    logger = logging.getLogger(f"reuse.{listeners}.{props}")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    logger.addHandler(queue_handler)
+    data: dict[str, Any] = {"functionName": "Step", "durationMs": 0.0, "props": {"step": 0}}
+    if props == "nested":
+        data["props"]["seen"] = []
+    try:
+        for step in range(5):
+            data["durationMs"] = float(step)
+            data["props"]["step"] = step
+            if props == "nested":
+                data["props"]["seen"].append(step)
+            logger.info("step", extra={"telemetry": data})
+        release.set()
+        assert queue_handler.flush(5.0)
+    finally:
+        release.set()
+        logger.removeHandler(queue_handler)
+        queue_handler.shutdown(2.0)
+    logged = [
+        (
+            float(step),
+            {"step": step, "seen": list(range(step + 1))} if props == "nested" else {"step": step},
+        )
+        for step in range(5)
+    ]
+    assert [(event["durationMs"], event["props"]) for event in endpoint.of_kind("metric")] == logged
 
 
 @pytest.mark.skipif(sys.version_info < (3, 12), reason="the stdlib queue keys are 3.12+")

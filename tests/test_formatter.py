@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime
 import decimal
@@ -25,11 +26,14 @@ from composio_logtelemetry import (
 )
 from composio_logtelemetry._encoding import reused_encoder
 from composio_logtelemetry._sanitize import (
+    MAX_COPIES,
+    MAX_DEPTH,
     MAX_MESSAGE,
     MAX_PROPS_BYTES,
     MAX_STACK,
     MAX_STRING,
     TOO_MANY_VALUES,
+    snapshot,
 )
 from composio_logtelemetry.formatter import CAPTURED_ERROR_ATTR
 
@@ -266,6 +270,63 @@ def test_shared_parts_cannot_make_the_walk_exponential() -> None:
     text = json.dumps(props)
     assert TOO_MANY_VALUES in text or "some dropped" in props.get("_truncated", "")
     assert len(text.encode()) <= MAX_PROPS_BYTES
+
+
+# -- snapshot: what the queue handler keeps of a record's telemetry ---------------------------
+
+
+def test_a_snapshot_keeps_the_values_of_the_moment() -> None:
+    props: dict[str, Any] = {"step": 1, "seen": [1], "tags": {"a"}, "args": {"q": {"deep": 1}}}
+    telemetry = {"functionName": "F", "durationMs": 1.0, "props": props, "metadata": {}}
+    kept = snapshot(telemetry)
+    telemetry["durationMs"] = 2.0
+    props["step"] = 2
+    props["seen"].append(2)
+    props["tags"].add("b")
+    props["args"]["q"]["deep"] = 2
+    assert kept == {
+        "functionName": "F",
+        "durationMs": 1.0,
+        "props": {"step": 1, "seen": [1], "tags": {"a"}, "args": {"q": {"deep": 1}}},
+        "metadata": {},
+    }
+
+
+def test_a_snapshot_keeps_cycles_and_shared_parts_as_they_were() -> None:
+    loop: dict[str, Any] = {"name": "loop"}
+    loop["self"] = loop
+    shared = {"k": [1]}
+    kept = snapshot({"functionName": "F", "props": {"loop": loop, "a": shared, "b": shared}})
+    assert kept["props"]["loop"]["self"] is kept["props"]["loop"] is not loop
+    assert kept["props"]["a"] is kept["props"]["b"] is not shared
+    assert formatted(make_record(kept))["props"] == {
+        "loop": {"name": "loop", "self": "<cycle>"},
+        "a": {"k": [1]},
+        "b": {"k": [1]},
+    }
+
+
+def test_a_snapshot_copies_no_more_than_can_be_sent() -> None:
+    deep: Any = {"bottom": True}
+    for _ in range(5000):
+        deep = {"down": deep}
+    many = [[n] for n in range(10 * MAX_COPIES)]
+    kept = snapshot({"functionName": "F", "props": {"deep": deep, "many": many}})
+    level, original, copied_levels = kept["props"]["deep"], deep, 0
+    while level is not original:
+        level, original, copied_levels = level["down"], original["down"], copied_levels + 1
+    assert 0 < copied_levels <= MAX_DEPTH
+    copied_rows = sum(
+        row is not original for row, original in zip(kept["props"]["many"], many, strict=True)
+    )
+    assert 0 < copied_rows < MAX_COPIES
+
+
+def test_a_snapshot_leaves_other_objects_and_mappings_to_the_listener() -> None:
+    mapping = collections.OrderedDict(functionName="F")
+    assert snapshot(mapping) is mapping
+    shipment = Shipment("A-1", datetime.date(2025, 1, 16))
+    assert snapshot({"props": {"shipment": shipment}})["props"]["shipment"] is shipment
 
 
 def test_odd_keys_become_strings() -> None:

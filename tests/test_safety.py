@@ -33,6 +33,7 @@ from composio_logtelemetry import (
     create_event,
 )
 from composio_logtelemetry._delivery import MAX_BATCH_BYTES
+from composio_logtelemetry._sanitize import snapshot
 from composio_logtelemetry.handler import ERRORS_PER_NAME_PER_MINUTE
 
 from .conftest import FaultyEndpoint, closed_port, run_python
@@ -260,6 +261,39 @@ def test_hostile_extras_never_raise_and_every_body_validates(
     )
     if valid:
         assert moved["invalid"] == 0
+
+
+def _formatted_or_error(record: logging.LogRecord) -> str:
+    try:
+        return TelemetryFormatter().format(record)
+    except Exception as exc:  # the handler counts it invalid; the same reason both times
+        return f"invalid: {exc!r}"
+
+
+def _empty_every_plain_container(value: Any) -> None:
+    """What an application that reuses its telemetry dict may do after the log call."""
+    stack, seen = [value], set()
+    while stack:
+        item = stack.pop()
+        if type(item) not in (dict, list, set) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        stack.extend(item.values() if type(item) is dict else item)
+        item.clear()
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(tagged=tagged_telemetry)
+def test_a_snapshot_formats_as_the_telemetry_did_before_it_changed(
+    tagged: tuple[bool, Any],
+) -> None:
+    _, telemetry = tagged
+    record = logging.LogRecord("app", logging.INFO, __file__, 1, "m", None, None, func="run")
+    record.telemetry = telemetry
+    before = _formatted_or_error(record)
+    record.telemetry = snapshot(telemetry)
+    _empty_every_plain_container(telemetry)
+    assert _formatted_or_error(record) == before
 
 
 @pytest.fixture
