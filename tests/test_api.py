@@ -74,10 +74,11 @@ def test_create_event_accepts_snake_and_camel_case_and_drops_nulls() -> None:
 
 
 def test_create_event_keeps_the_props_it_was_given() -> None:
-    props = {"toolkit": "github"}
+    props: dict[str, Any] = {"toolkit": "github", "args": {"repos": ["a"]}}
     event = create_event("metric", function_name="Tools.execute", props=props)
     props["later"] = "changed"
-    assert event[1]["props"] == {"toolkit": "github"}
+    props["args"]["repos"].append("b")
+    assert event[1]["props"] == {"toolkit": "github", "args": {"repos": ["a"]}}
 
 
 def _failing_tool() -> None:
