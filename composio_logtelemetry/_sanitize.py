@@ -217,10 +217,14 @@ def snapshot(telemetry: Any) -> Any:
 
 
 def _copied(value: Any, depth: int, copies: dict[int, Any]) -> Any:
+    if type(value) is set:  # as the list it will be sent as: a copied set may iterate
+        copied = list(value)  # in another order; its items are hashable, so not ours to copy
+        copies[id(value)] = copied
+        return copied
     copied = value.copy()
     copies[id(value)] = copied
-    if type(copied) is set or depth >= MAX_DEPTH:
-        return copied  # a set holds only hashable values
+    if depth >= MAX_DEPTH:
+        return copied
     items: Any = copied.items() if type(copied) is dict else enumerate(copied)
     values: Any = copied.values() if type(copied) is dict else copied
     if len(copied) > MAX_ITEMS:

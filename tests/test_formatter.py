@@ -287,7 +287,7 @@ def test_a_snapshot_keeps_the_values_of_the_moment() -> None:
     assert kept == {
         "functionName": "F",
         "durationMs": 1.0,
-        "props": {"step": 1, "seen": [1], "tags": {"a"}, "args": {"q": {"deep": 1}}},
+        "props": {"step": 1, "seen": [1], "tags": ["a"], "args": {"q": {"deep": 1}}},
         "metadata": {},
     }
 
