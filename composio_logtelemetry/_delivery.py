@@ -86,10 +86,14 @@ class Delivery:
         self._consecutive_failures = 0
         self._next_replay = 0.0
         self._handoff_at = float("inf")
+        self._late = False  # closed, or no thread may start: events go straight to the spool
 
     # -- the producing side: listener thread, or the logging thread when used directly -----
 
     def add(self, kind: str, body: str) -> None:
+        if self._late:
+            self._keep_for_later(Job(kind, [body]))
+            return
         now = time.monotonic()
         if kind == "error":
             self._submit(Job("error", [body]))
@@ -157,6 +161,9 @@ class Delivery:
             self._deliver(job)
             return
         self.start_senders()
+        if self._late:
+            self._keep_for_later(job)
+            return
         try:
             self._outbox.put_nowait(job)
             self._overflowing = False
@@ -220,11 +227,14 @@ class Delivery:
     # -- the sender side ---------------------------------------------------------------------
 
     def start_senders(self) -> None:
-        if self._senders:
+        if self._senders or self._late:
             return
         with self._senders_lock:
             if not self._senders:
-                self._senders = [self._start_sender(number) for number in range(SENDERS)]
+                try:
+                    self._senders = [self._start_sender(number) for number in range(SENDERS)]
+                except RuntimeError:  # Python 3.12 at exit: "can't create new thread at ..."
+                    self.spool_from_now_on()
 
     def _start_sender(self, number: int) -> threading.Thread:
         thread = threading.Thread(
@@ -384,6 +394,22 @@ class Delivery:
         if evicted:
             self._count("spool_evicted", evicted)
 
+    def spool_from_now_on(self) -> None:
+        """For events that come after ``close``, or when no sender thread may start (the
+        interpreter is exiting): nothing would send them, so they go to the spool at once."""
+        self._late = True
+
+    def _keep_for_later(self, job: Job) -> None:
+        with self._settle_lock:
+            self._unsettled.add(job)
+        if self.spool is not None:
+            _diagnostics.warn(
+                "late",
+                "telemetry logged after its handler shut down (at exit, by a hook that ran "
+                f"after the drain?) is saved to the spool ({self.spool.path}) for the next run",
+            )
+        self._settle_failed(job, "logged after shutdown")
+
     def _release(self, job: Job) -> None:
         with self._settling(job) as mine:
             if mine and job.claim is not None:
@@ -424,7 +450,12 @@ class Delivery:
                 break
         self._to_spool = True
         self._stop.set()
+        self.spool_from_now_on()
+        with self._lock:  # what another thread added since send_pending
+            pending = self._close_pending() if self._pending.bodies else None
         with self._settle_lock:
+            if pending is not None:
+                self._unsettled.add(pending)
             leftovers = list(self._unsettled)
         for job in leftovers:
             if job.claim is not None:

@@ -184,7 +184,7 @@ class TelemetryHandler(logging.Handler):
             if self.spool
             else None
         )
-        return Delivery(
+        delivery = Delivery(
             transport,
             spool,
             self._count,
@@ -193,6 +193,9 @@ class TelemetryHandler(logging.Handler):
             background=self.background,
             thread_registry=register_library_thread,
         )
+        if self._closed:  # after the exit drain: nothing would send what waits
+            delivery.spool_from_now_on()
+        return delivery
 
     def _current_delivery(self) -> Delivery | None:
         """This process's engine, if it has one (a forked child starts without)."""
@@ -209,7 +212,7 @@ class TelemetryHandler(logging.Handler):
     # -- records and events ----------------------------------------------------------------
 
     def emit(self, record: logging.LogRecord) -> None:
-        if not self.enabled or self._closed:
+        if not self.enabled:
             return
         formatter = self.telemetry_formatter
         try:
@@ -237,7 +240,7 @@ class TelemetryHandler(logging.Handler):
 
     def emit_event(self, event: Event) -> None:
         """Delivers an event made by ``create_event`` (the ``push_event`` path)."""
-        if not self.enabled or self._closed:
+        if not self.enabled:
             return
         try:
             event_type, data = event

@@ -193,6 +193,7 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
         self.disabled = disabled_by_environment()
         self._started_pid = 0
         self._shut_down = False
+        self._late = False  # the listener cannot run (exit drained it): records go straight in
         self._start_lock = threading.Lock()
         self._drop_lock = threading.Lock()
         self._dropped_queue_full = 0
@@ -240,7 +241,10 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
             if self.disabled:  # every telemetry handler is disabled: nothing will read the queue
                 return False
         try:
-            self.enqueue(self.prepare(record))
+            if self._late:
+                self._handle_now(self.prepare(record))
+            else:
+                self.enqueue(self.prepare(record))
         except Exception:
             self.handleError(record)
         return True
@@ -290,8 +294,19 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
             return
         if self._started_pid != _process.pid:
             self._start()
-        if not self.disabled:
+        if self.disabled:
+            return
+        if self._late:
+            self._handle_now(event)
+        else:
             self.enqueue(event)
+
+    def _handle_now(self, item: Any) -> None:
+        """Once the exit drain has run (or no thread may start), the listener's work is done
+        on the logging thread; its telemetry handlers then spool, which takes microseconds."""
+        listener = self.listener
+        if listener is not None:
+            listener.handle(item)
 
     def handleError(self, record: logging.LogRecord) -> None:
         _diagnostics.warn("queue-handler-error", "telemetry queue handler failed on a record")
@@ -323,10 +338,23 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
                     self.queue, *handlers, respect_handler_level=self.respect_handler_level
                 )
                 self.listener = listener
-            if getattr(listener, "_thread", None) is None:  # the user may have started it
-                listener.start()
             self._started_pid = pid
+            if self._late:  # first used after the exit drain ran
+                self._close_telemetry_handlers(telemetry)
+                return
+            if getattr(listener, "_thread", None) is None:  # the user may have started it
+                try:
+                    listener.start()
+                except RuntimeError:  # Python 3.12 refuses new threads once the interpreter exits
+                    self._late = True
+                    self._close_telemetry_handlers(telemetry)
+                    return
             _register_exit_drain()
+
+    @staticmethod
+    def _close_telemetry_handlers(handlers: list[TelemetryHandler]) -> None:
+        for handler in handlers:
+            handler.close_delivery(time.monotonic())
 
     def _resolve_handlers(self) -> list[logging.Handler]:
         """Handler names are looked up now, so dictConfig may list them in any order."""
@@ -375,11 +403,11 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
 
     def _shutdown_until(self, deadline: float) -> None:
         with self._start_lock:
-            running = self._started_pid == _process.pid and not self._shut_down
+            running = self._started_pid == _process.pid and not self._shut_down and not self._late
             self._shut_down = True
+            self._late = True  # records logged from now on go straight to the spool
             if not running or self.disabled:
                 return
-            self.disabled = True  # records logged after this point have nowhere to go
         handlers = self._telemetry_handlers()
         before = self.stats()
         for handler in handlers:
@@ -439,6 +467,7 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
         self._drop_lock = threading.Lock()
         self._dropped_queue_full = 0
         self._shut_down = False
+        self._late = False
         self._started_pid = 0
         self.queue = _fresh_queue_like(self.queue)
         handlers = self._telemetry_handlers()
@@ -486,16 +515,14 @@ def drain_all() -> None:
 
 
 def _register_exit_drain() -> None:
+    """A multiprocessing child ends with os._exit, skipping atexit; its finalizers do run."""
     global _exit_drain_pid
     pid = _process.pid
     if _exit_drain_pid == pid:
         return
-    if _exit_drain_pid == 0:
-        atexit.register(drain_all)
     _exit_drain_pid = pid
     multiprocessing = sys.modules.get("multiprocessing")
     if multiprocessing is not None and multiprocessing.parent_process() is not None:
-        # A multiprocessing child ends with os._exit, skipping atexit; its finalizers do run.
         from multiprocessing import util
 
         util.Finalize(None, drain_all, exitpriority=10)
@@ -507,3 +534,6 @@ def _reset_all_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_reset_all_after_fork)
+# Registered on import, that is when logging is configured: atexit calls the last registered
+# first, so the exit hooks an application registers afterwards still have their telemetry sent.
+atexit.register(drain_all)

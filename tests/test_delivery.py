@@ -230,6 +230,75 @@ def test_stalled_endpoint_does_not_stretch_the_exit(
     assert Spool(spool).stats()["events"] == 500  # nothing lost: all spooled for next time
 
 
+HOOKED_APP = """
+import atexit, logging, logging.config, sys
+def report():
+    logging.getLogger("app").info("bye", extra={{"telemetry": {{"functionName": "Exit.hook"}}}})
+{early}
+logging.config.dictConfig({{
+    "version": 1,
+    "handlers": {{
+        "telemetry": {{"class": "composio_logtelemetry.TelemetryQueueHandler",
+                       "handlers": ["composio"]}},
+        "composio": {{"class": "composio_logtelemetry.TelemetryHandler", "endpoint": {url!r},
+                     "spool_path": {spool!r}}},
+    }},
+    "root": {{"handlers": ["telemetry"], "level": "INFO"}},
+}})
+{late}
+for i in range({count}):
+    logging.getLogger("app").info("tick", extra={{"telemetry": {{"functionName": "Exit.tick"}}}})
+"""
+
+
+@pytest.mark.parametrize("logged_before_exit", [100, 0])
+def test_an_exit_hook_registered_after_configuring_has_its_telemetry_sent(
+    endpoint: FaultyEndpoint, tmp_path: Any, logged_before_exit: int
+) -> None:
+    """The exit drain is registered when logging is configured, so a hook registered later
+    runs before it. Where no thread may start at exit (3.12), a hook's telemetry that would
+    start the pipeline is spooled for the next run instead, with a line that says so."""
+    spool = str(tmp_path / "hooked.sqlite3")
+    app = HOOKED_APP.format(
+        early="",
+        late="atexit.register(report)",
+        url=endpoint.base_url,
+        spool=spool,
+        count=logged_before_exit,
+    )
+    result = run_python(app)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    names = [event["functionName"] for event in endpoint.of_kind("metric")]
+    assert names.count("Exit.tick") == logged_before_exit
+    spooled = Spool(spool).stats()["events"]
+    assert names.count("Exit.hook") + spooled == 1
+    if logged_before_exit:
+        assert spooled == 0
+    if spooled:  # 3.12 refuses the threads (3.10, 3.11 and 3.13 start them)
+        assert f"saved to the spool ({spool})" in result.stderr
+
+
+def test_telemetry_logged_after_the_exit_drain_is_spooled_and_said(
+    endpoint: FaultyEndpoint, tmp_path: Any
+) -> None:
+    """A hook registered before logging was configured runs after the drain: its telemetry
+    can no longer be sent in this run, so it is kept for the next one, never lost in silence."""
+    spool = str(tmp_path / "late.sqlite3")
+    app = HOOKED_APP.format(
+        early="atexit.register(report)", late="", url=endpoint.base_url, spool=spool, count=10
+    )
+    first = run_python(app)
+    assert first.returncode == 0 and "Traceback" not in first.stderr, first.stderr
+    assert f"saved to the spool ({spool}) for the next run" in first.stderr
+    assert [event["functionName"] for event in endpoint.of_kind("metric")] == ["Exit.tick"] * 10
+    assert Spool(spool).stats()["events"] == 1
+
+    second = run_python(app.replace("range(10)", "range(1)"))
+    assert second.returncode == 0, second.stderr
+    names = [event["functionName"] for event in endpoint.of_kind("metric")]
+    assert names.count("Exit.hook") >= 1  # the first run's, replayed (and this run's, spooled)
+
+
 def test_two_processes_replaying_one_spool_deliver_each_event_once(
     endpoint: FaultyEndpoint, tmp_path: Any
 ) -> None:
