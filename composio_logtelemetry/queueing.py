@@ -92,6 +92,7 @@ class TelemetryQueueListener(logging.handlers.QueueListener):
         self.telemetry_handlers = [h for h in handlers if isinstance(h, TelemetryHandler)]
         for handler in self.telemetry_handlers:
             handler.background = True
+        self.owner: weakref.ref[TelemetryQueueHandler] | None = None
 
     def start(self) -> None:
         for handler in self.telemetry_handlers:
@@ -148,7 +149,16 @@ class TelemetryQueueListener(logging.handlers.QueueListener):
             _diagnostics.warn("listener-handle", f"telemetry listener error: {exc!r}")
 
     def stop(self, timeout: float | None = None) -> bool:  # type: ignore[override]
-        """Stops within ``timeout``; returns False if records were still being processed."""
+        """Stops within ``timeout``; returns False if records were still being processed.
+
+        Without a timeout, as in the stdlib recipe ``atexit.register(handler.listener.stop)``,
+        it shuts the owning queue handler down instead: bounded by its ``shutdown_timeout``,
+        with the one line on stderr that says what was not delivered.
+        """
+        owner = None if self.owner is None else self.owner()
+        if timeout is None and owner is not None and owner.listener is self:
+            owner.shutdown()
+            timeout = 0.0  # done, unless nothing was ever logged: then just ask it to end
         thread = getattr(self, "_thread", None)
         if thread is None:
             return True
@@ -214,6 +224,8 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
                 *listener.handlers,
                 respect_handler_level=listener.respect_handler_level,
             )
+        if listener is not None:
+            listener.owner = weakref.ref(self)
         self._listener = listener
 
     # -- the logging thread's path: as short as we can make it -------------------------------

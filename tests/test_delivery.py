@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import email.utils
 import json
+import sys
 import threading
 import time
 from typing import Any
@@ -228,6 +229,28 @@ def test_stalled_endpoint_does_not_stretch_the_exit(
     assert result.returncode == 0, result.stderr
     assert result.elapsed < 1.5 + 1.0
     assert Spool(spool).stats()["events"] == 500  # nothing lost: all spooled for next time
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="dictConfig builds the listener on 3.12+")
+def test_the_stdlib_recipe_keeps_the_exit_bounded_with_a_stalled_endpoint(
+    endpoint: FaultyEndpoint, tmp_path: Any
+) -> None:
+    """``atexit.register(handler.listener.stop)`` runs before our own exit drain: stopping
+    the listener that way is the drain, bounded the same, and says what was spooled."""
+    endpoint.script = lambda kind: ("stall",)
+    spool = str(tmp_path / "recipe.sqlite3")
+    app = EXIT_APP.format(timeout=1.5, url=endpoint.base_url, spool=spool, first=0, count=0)
+    app += "import atexit\n"
+    app += "handler = logging.getHandlerByName('telemetry')\n"
+    app += "handler.listener.start()\n"
+    app += "atexit.register(handler.listener.stop)\n"
+    app += "for i in range(2000):\n"
+    app += "    log.info('x', extra={'telemetry': {'functionName': 'Recipe', 'props': {'n': i}}})\n"
+    result = run_python(app)
+    assert result.returncode == 0, result.stderr
+    assert result.elapsed < 1.5 + 1.0
+    assert "2000 saved to the spool" in result.stderr
+    assert Spool(spool).stats()["events"] == 2000
 
 
 HOOKED_APP = """
