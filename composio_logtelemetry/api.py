@@ -94,7 +94,8 @@ def shutdown(timeout: float | None = None) -> None:
 
 
 class timed:
-    """Measures a call: a metric with ``durationMs`` on success, an error event on failure.
+    """Measures a call: a metric with ``durationMs`` on success (a clean ``sys.exit()`` too),
+    an error event on failure.
 
     Works as ``@timed("Tools.execute")`` on plain and ``async`` functions, and as
     ``with timed("Tools.execute"):``. The exception is re-raised unchanged. ``fields`` (props,
@@ -123,7 +124,7 @@ class timed:
     def _report(self, started: float, exc: BaseException | None) -> None:
         try:
             telemetry = self._telemetry(started)
-            if exc is None:
+            if exc is None or _clean_exit(exc):
                 self._logger().info(
                     "%s took %.1f ms",
                     self.function_name,
@@ -182,6 +183,11 @@ class timed:
             return result
 
         return timed_call
+
+
+def _clean_exit(exc: BaseException) -> bool:
+    """``sys.exit()`` and ``sys.exit(0)`` end a call that went well (a CLI's ``main``)."""
+    return isinstance(exc, SystemExit) and exc.code in (None, 0)
 
 
 def _forget_default_pipeline_lock() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
+import sys
 from typing import Any
 
 import pytest
@@ -118,6 +119,26 @@ def test_timed_reports_metric_and_error_and_reraises(
     assert error["error"]["message"] == "no access to toolkit"
     assert "_failing_tool" in error["error"]["stack"]
     assert "durationMs" in error
+
+
+def test_timed_counts_a_clean_sys_exit_as_success(endpoint: FaultyEndpoint, pipeline: Any) -> None:
+    logger, handler = pipeline()
+
+    @timed("Cli.main", logger=logger)
+    def main(code: int | None) -> None:
+        sys.exit(code)
+
+    for code in (None, 0, 2):
+        with pytest.raises(SystemExit):
+            main(code)
+    assert handler.flush(5.0)
+    assert [e["functionName"] for e in endpoint.of_kind("metric")] == ["Cli.main"] * 2
+    [error] = endpoint.of_kind("error")
+    assert error["error"] == {
+        "name": "SystemExit",
+        "message": "2",
+        "stack": error["error"]["stack"],
+    }
 
 
 def test_timed_on_async_functions(endpoint: FaultyEndpoint, pipeline: Any) -> None:
