@@ -22,7 +22,7 @@ MAX_DEPTH = 12
 MAX_VALUES = 4096
 """Values walked in one props: more could not fit in ``MAX_PROPS_BYTES`` anyway, and a value
 that shares its parts (``[row] * 200``, nested) would otherwise take exponential time."""
-MAX_COPIES = 100
+MAX_COPIES = 100  # containers that ``snapshot`` copies on the logging thread
 MAX_PROPS_BYTES = 32 * 1024
 MAX_MESSAGE = 8192
 MAX_STACK = 32 * 1024
@@ -192,7 +192,7 @@ def bound_props(props: dict[str, Any]) -> dict[str, Any]:
 def snapshot(telemetry: Any) -> Any:
     """``telemetry`` with the dicts, lists and sets in it copied, so that an event says what
     was true when it was logged even if the application goes on changing the same dict (the
-    listener reads it later). Shared parts and cycles stay shared and cycles in the copy.
+    listener reads it later). A part shared by two fields, or a cycle, is one in the copy too.
 
     The logging thread pays at most for what ``to_json_safe`` will send: ``MAX_DEPTH``
     levels, ``MAX_ITEMS`` per container, ``MAX_COPIES`` containers in all; past that, and
