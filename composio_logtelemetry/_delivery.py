@@ -18,7 +18,7 @@ from urllib3.util.retry import Retry
 
 from . import _diagnostics
 from ._spool import Claim, Spool
-from ._transport import Outcome, Transport
+from ._transport import Outcome, Transport, shown_url
 
 SENDERS = 4
 MAX_BATCH_BYTES = 1024 * 1024
@@ -359,10 +359,11 @@ class Delivery:
             if not mine:
                 return
             self._count("rejected", len(job.bodies))
+            url = shown_url(self.transport.urls[job.kind])
             _diagnostics.warn(
                 f"rejected-{outcome.status}",
                 f"the telemetry endpoint rejected {len(job.bodies)} event(s) with "
-                f"{outcome.describe()} ({self.transport.urls[job.kind]}); they are dropped",
+                f"{outcome.describe()} ({url}); they are dropped",
             )
             if job.claim is not None:
                 self._finish_claim(job.claim, delivered=True)

@@ -30,16 +30,35 @@ USER_AGENT = f"composio-logtelemetry/{__version__}"
 
 
 def check_endpoint(endpoint: str, allow_insecure: bool) -> str:
-    """The endpoint without a trailing slash; plain http only to loopback unless allowed."""
+    """The normalized endpoint; plain http only to loopback unless allowed."""
     parsed = urllib.parse.urlsplit(endpoint)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise ValueError(f"endpoint must be an http(s) URL, got {endpoint!r}")
+        raise ValueError(f"endpoint must be an http(s) URL, got {shown_url(endpoint)!r}")
     if parsed.scheme == "http" and not allow_insecure and not _is_loopback(parsed.hostname):
         raise ValueError(
             f"refusing plain http to {parsed.hostname!r}: telemetry would cross the network "
             "unencrypted; use https, or pass allow_insecure=True"
         )
-    return endpoint.rstrip("/")
+    return normalize_endpoint(endpoint)
+
+
+def normalize_endpoint(endpoint: str) -> str:
+    """One spelling per endpoint (its spool file is named after it): no trailing slash."""
+    parsed = urllib.parse.urlsplit(endpoint)
+    return parsed._replace(path=parsed.path.rstrip("/"), fragment="").geturl()
+
+
+def endpoint_url(endpoint: str, path: str) -> str:
+    """``path`` under the endpoint's own path, keeping its query (a proxy's token, say)."""
+    parsed = urllib.parse.urlsplit(endpoint)
+    return parsed._replace(path=parsed.path.rstrip("/") + path).geturl()
+
+
+def shown_url(url: str) -> str:
+    """``url`` as our messages print it: without user:password or query, which may be secret."""
+    parsed = urllib.parse.urlsplit(url)
+    host = parsed.netloc.rpartition("@")[2]
+    return parsed._replace(netloc=host, query="", fragment="").geturl()
 
 
 def _is_loopback(host: str) -> bool:
@@ -75,9 +94,8 @@ class Outcome:
         location = headers.get("Location") if headers is not None else None
         if 300 <= self.status < 400 and location:
             # Redirects are not followed (the events would go where nobody configured them):
-            # say where to, so that the endpoint can be set right. No query: it may hold a token.
-            target = urllib.parse.urlsplit(location)._replace(query="", fragment="").geturl()
-            return f"HTTP {self.status} redirecting to {target}"
+            # say where to, so that the endpoint can be set right.
+            return f"HTTP {self.status} redirecting to {shown_url(location)}"
         return f"HTTP {self.status}"
 
 
@@ -94,7 +112,10 @@ class Transport:
         pool_size: int,
     ) -> None:
         self.endpoint = endpoint
-        self.urls = {"metric": f"{endpoint}/metrics/invocations", "error": f"{endpoint}/errors"}
+        self.urls = {
+            "metric": endpoint_url(endpoint, "/metrics/invocations"),
+            "error": endpoint_url(endpoint, "/errors"),
+        }
         self.timeout = timeout
         self.retry_backoff = retry_backoff
         self.retry_policy = Retry(
@@ -161,7 +182,7 @@ class Transport:
                 response.raw.read(MAX_REPLY_BYTES, decode_content=False)
             return Outcome(response.status_code, None, response.raw)
         except requests.RequestException as exc:
-            return Outcome(None, f"{type(exc).__name__} posting to {url}", None)
+            return Outcome(None, f"{type(exc).__name__} posting to {shown_url(url)}", None)
         except Exception as exc:  # a broken proxy setting, an odd adapter: never raise
             return Outcome(None, f"{type(exc).__name__}: {exc}", None)
 
@@ -181,7 +202,10 @@ class Transport:
             )
         except Exception:
             return None
-        retry_after = retry.get_retry_after(outcome.response) if outcome.response else None  # type: ignore[arg-type]
+        try:
+            retry_after = retry.get_retry_after(outcome.response) if outcome.response else None  # type: ignore[arg-type]
+        except Exception:  # "Retry-After: soon": back off as if the header were not there
+            retry_after = None
         if retry_after is not None:
             return retry, min(max(retry_after, 0.0), MAX_RETRY_AFTER)
         backoff = min(max(retry.get_backoff_time(), self.retry_backoff), MAX_BACKOFF)

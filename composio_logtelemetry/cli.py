@@ -13,7 +13,7 @@ from . import demo, receiver
 from ._delivery import Job
 from ._event import make_event
 from ._spool import Spool, default_spool_path
-from ._transport import DEFAULT_ENDPOINT, Transport, check_endpoint
+from ._transport import DEFAULT_ENDPOINT, Transport, check_endpoint, normalize_endpoint, shown_url
 from ._version import __version__
 from .formatter import TelemetryFormatter
 
@@ -48,7 +48,7 @@ def _send(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     outcome = transport.post(event_type, job.payload())
     elapsed_ms = (time.perf_counter() - started) * 1000
-    url = transport.urls[event_type]
+    url = shown_url(transport.urls[event_type])
     if outcome.delivered:
         print(f"sent 1 {event_type} event to {url}: {outcome.describe()} in {elapsed_ms:.0f} ms")
         return 0
@@ -60,7 +60,7 @@ def _send(args: argparse.Namespace) -> int:
 
 def _spool_command(args: argparse.Namespace) -> int:
     endpoint = _endpoint(args)
-    spool = Spool(args.path or default_spool_path(endpoint))
+    spool = Spool(args.path or default_spool_path(normalize_endpoint(endpoint)))
     if args.action == "stats":
         for key, value in spool.stats().items():
             print(f"{key}: {value}")

@@ -59,6 +59,7 @@ class FaultyEndpoint:
         self.batches: list[int] = []
         self.requests = 0
         self.user_agents: set[str] = set()
+        self.queries: set[str] = set()
         self.violations: list[str] = []
         self.changed = threading.Condition()
         self.release_stalls = threading.Event()
@@ -74,10 +75,12 @@ class FaultyEndpoint:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
-                kind = {"/v1/metrics/invocations": "metric", "/v1/errors": "error"}.get(self.path)
+                path, _, query = self.path.partition("?")
+                kind = {"/v1/metrics/invocations": "metric", "/v1/errors": "error"}.get(path)
                 with endpoint.changed:
                     endpoint.requests += 1
                     endpoint.user_agents.add(self.headers.get("User-Agent", ""))
+                    endpoint.queries.add(query)
                 if kind is None:
                     self._reply(404, b'{"error": "not found"}')
                     return

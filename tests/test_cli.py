@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -117,6 +118,25 @@ def test_spool_stats_replay_clear(endpoint: FaultyEndpoint, tmp_path: Any) -> No
     Spool(path).add("metric", ['{"functionName": "X"}'])
     cleared = cli("spool", "clear", "--path", path)
     assert "cleared 1 event" in cleared.stdout
+
+
+def test_spool_commands_find_the_spool_of_an_endpoint_however_it_is_spelt(
+    tmp_path: Any, monkeypatch: Any
+) -> None:
+    from composio_logtelemetry import TelemetryHandler
+
+    down = f"http://127.0.0.1:{closed_port()}/v1/"  # the trailing slash of a copied URL
+    handler = TelemetryHandler(endpoint=down, max_retries=0)
+    logging.getLogger("spelt").addHandler(handler)
+    try:
+        logging.getLogger("spelt").warning("x", extra={"telemetry": {"functionName": "Spelt"}})
+    finally:
+        logging.getLogger("spelt").removeHandler(handler)
+        handler.close()
+    monkeypatch.setenv("COMPOSIO_TELEMETRY_URL", down)
+    assert "events: 1" in cli("spool", "stats").stdout
+    monkeypatch.setenv("COMPOSIO_TELEMETRY_URL", down.rstrip("/"))
+    assert "events: 1" in cli("spool", "stats").stdout
 
 
 def test_spool_replay_sends_smaller_requests_to_an_endpoint_with_a_body_limit(

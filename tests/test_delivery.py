@@ -96,6 +96,49 @@ def test_a_redirect_is_not_followed_and_the_warning_says_where_to(
     assert "secret123" not in warning
 
 
+def test_an_endpoint_query_stays_a_query_and_never_reaches_stderr(
+    endpoint: FaultyEndpoint, pipeline: Any, capfd: Any
+) -> None:
+    """``?api_key=...`` (a proxy's token, say) goes with both paths; messages never print it,
+    nor a user:password."""
+    host = endpoint.base_url.replace("http://", "http://user:PWSECRET@")
+    logger, handler = pipeline(endpoint=f"{host}?api_key=SECRET123")
+    logger.info("x", extra={"telemetry": {"functionName": "Query"}})
+    try:
+        _failing_with("boom")
+    except RuntimeError:
+        logger.exception("failed")
+    assert handler.flush(5.0)
+    assert len(endpoint.of_kind("metric")) == len(endpoint.of_kind("error")) == 1
+    assert endpoint.queries == {"api_key=SECRET123"}
+    endpoint.script = lambda kind: ("status", 401, {})
+    logger.info("x", extra={"telemetry": {"functionName": "Query"}})
+    assert not handler.flush(5.0)
+    warning = capfd.readouterr().err
+    assert "rejected 1 event(s) with HTTP 401 (http://127.0.0.1:" in warning
+    assert "SECRET123" not in warning and "PWSECRET" not in warning
+
+
+def _failing_with(message: str) -> None:
+    raise RuntimeError(message)
+
+
+def test_an_unreadable_retry_after_means_the_usual_backoff(
+    endpoint: FaultyEndpoint, pipeline: Any, capfd: Any
+) -> None:
+    answers = iter(
+        [("status", 429, {"Retry-After": "soon"}), ("status", 503, {"Retry-After": "-5"})]
+    )
+    endpoint.script = lambda kind: next(answers, ("ok",))
+    logger, handler = pipeline(retry_backoff=0.05)
+    logger.info("x", extra={"telemetry": {"functionName": "Soon"}})
+    assert handler.flush(10.0)
+    assert [e["functionName"] for e in endpoint.of_kind("metric")] == ["Soon"]
+    stats = handler.stats()
+    assert stats["sent"] == 1 and stats["retried"] == 2 and stats["spooled"] == 0
+    assert "error" not in capfd.readouterr().err
+
+
 def test_retry_after_is_honoured(endpoint: FaultyEndpoint, pipeline: Any) -> None:
     answered_at: list[float] = []
 
