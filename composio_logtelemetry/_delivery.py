@@ -406,8 +406,9 @@ class Delivery:
         if self.spool is not None:
             _diagnostics.warn(
                 "late",
-                "telemetry logged after its handler shut down (at exit, by a hook that ran "
-                f"after the drain?) is saved to the spool ({self.spool.path}) for the next run",
+                "telemetry logged when it can no longer be sent (after its handler shut down, "
+                "or during exit where no thread may start) is saved to the spool "
+                f"({self.spool.path}) for the next run",
             )
         self._settle_failed(job, "logged after shutdown")
 

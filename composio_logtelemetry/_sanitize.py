@@ -211,9 +211,9 @@ def snapshot(telemetry: Any) -> Any:
             elif kind in _COPIED_TYPES:
                 return _copied(telemetry, 0, {})
         return copied
-    if type(telemetry) in _COPIED_TYPES:
+    if type(telemetry) is dict:
         return _copied(telemetry, 0, {})
-    return telemetry
+    return telemetry  # not a dict: invalid, and explained as it was given
 
 
 def _copied(value: Any, depth: int, copies: dict[int, Any]) -> Any:

@@ -37,7 +37,7 @@ def check_endpoint(endpoint: str, allow_insecure: bool) -> str:
     if parsed.scheme == "http" and not allow_insecure and not _is_loopback(parsed.hostname):
         raise ValueError(
             f"refusing plain http to {parsed.hostname!r}: telemetry would cross the network "
-            "unencrypted; use https, or pass allow_insecure=True"
+            "unencrypted; use https, or allow it (allow_insecure=True, --allow-insecure)"
         )
     return normalize_endpoint(endpoint)
 

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast
 
+from . import _diagnostics
 from ._event import make_event
 from .handler import TelemetryHandler
 from .models import Event, EventType
@@ -32,6 +33,7 @@ __all__ = [
 ]
 
 DEFAULT_LOGGER_NAME = "composio.telemetry"
+_MEASURED = frozenset({"durationMs", "duration_ms", "functionName", "function_name"})
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -76,8 +78,8 @@ def push_event(event: Event) -> None:
     try:
         handler = _default_handler or setup()
         handler.enqueue_event(event)
-    except Exception:
-        pass
+    except Exception as exc:  # setup() refused the configuration (COMPOSIO_TELEMETRY_URL...)
+        _diagnostics.warn(f"push-event:{exc}", f"telemetry not sent by push_event: {exc}")
 
 
 def flush(timeout: float | None = None) -> bool:
@@ -103,9 +105,16 @@ class timed:
     """
 
     def __init__(
-        self, function_name: str, *, logger: logging.Logger | None = None, **fields: Any
+        self, function_name: str, *, logger: logging.Logger | str | None = None, **fields: Any
     ) -> None:
+        measured = _MEASURED.intersection(fields)
+        if measured:
+            raise ValueError(f"timed sets {', '.join(sorted(measured))} itself: remove it")
         make_event("metric", {"functionName": function_name, **fields})
+        if isinstance(logger, str):
+            logger = logging.getLogger(logger)
+        elif logger is not None and not isinstance(logger, logging.Logger):
+            raise TypeError(f"logger must be a logging.Logger or its name, got {logger!r}")
         self.function_name = function_name
         self.fields = fields
         self.logger = logger
@@ -139,8 +148,8 @@ class timed:
                     exc_info=exc,
                     extra={"telemetry": telemetry},
                 )
-        except Exception:
-            pass
+        except Exception as exc:  # setup() refused the configuration (COMPOSIO_TELEMETRY_URL...)
+            _diagnostics.warn(f"timed:{exc}", f"telemetry not sent by timed: {exc}")
 
     def __enter__(self) -> timed:
         self._started.append(time.perf_counter())
@@ -155,6 +164,11 @@ class timed:
         self._report(self._started.pop(), exc)
 
     def __call__(self, function: Callable[P, R]) -> Callable[P, R]:
+        if inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function):
+            raise TypeError(
+                f"timed cannot measure the generator {function.__name__!r} by decorating it "
+                "(that times its creation only): use 'with timed(...):' around its loop"
+            )
         if inspect.iscoroutinefunction(function):
             coroutine_function = cast(Callable[P, Awaitable[Any]], function)
 

@@ -7,6 +7,7 @@ directly to a logger it sends each event synchronously (for scripts and tests).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import threading
@@ -22,7 +23,13 @@ from ._transport import DEFAULT_ENDPOINT, Transport, check_endpoint
 from .formatter import TelemetryFormatter
 from .models import Event, TelemetryData
 
-__all__ = ["STAT_KEYS", "TelemetryHandler", "disabled_by_environment"]
+__all__ = [
+    "STAT_KEYS",
+    "TelemetryHandler",
+    "check_bool",
+    "check_seconds",
+    "disabled_by_environment",
+]
 
 STAT_KEYS = (
     "sent",
@@ -97,50 +104,57 @@ class TelemetryHandler(logging.Handler):
         enabled: bool | None = None,
         allow_insecure: bool = False,
     ) -> None:
-        super().__init__(level)
-        _check_positive("timeout", timeout)
-        _check_positive("flush_interval", flush_interval)
-        _check_positive("batch_size", batch_size)
-        _check_positive("spool_max_bytes", spool_max_bytes)
-        _check_positive("spool_ttl", spool_ttl)
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ValueError(f"max_retries must be an integer >= 0, got {max_retries!r}")
-        if not isinstance(retry_backoff, int | float) or retry_backoff < 0:
-            raise ValueError(f"retry_backoff must be a number >= 0, got {retry_backoff!r}")
+        # Everything is checked before logging knows the handler: one that fails half-built
+        # would otherwise be closed by logging.shutdown at exit, and fail there again.
+        for name, flag in (
+            ("capture_exceptions", capture_exceptions),
+            ("sample_errors", sample_errors),
+            ("redact", redact),
+            ("spool", spool),
+            ("allow_insecure", allow_insecure),
+        ):
+            check_bool(name, flag)
+        if enabled is not None:
+            check_bool("enabled", enabled)
+        if sample_rates is not None and not isinstance(sample_rates, Mapping):
+            raise TypeError(
+                "sample_rates must be a dict of functionName to rate, "
+                f"got {type(sample_rates).__name__}"
+            )
+        if before_send is not None and not callable(before_send):
+            raise TypeError("before_send must be a callable (in dictConfig: 'ext://module.func')")
+        self.timeout = check_seconds("timeout", timeout)
+        self.flush_interval = check_seconds("flush_interval", flush_interval)
+        self.spool_ttl = check_seconds("spool_ttl", spool_ttl)
+        self.batch_size = _check_count("batch_size", batch_size, minimum=1)
+        self.spool_max_bytes = _check_count("spool_max_bytes", spool_max_bytes, minimum=1)
+        self.max_retries = _check_count("max_retries", max_retries, minimum=0)
+        self.retry_backoff = check_seconds("retry_backoff", retry_backoff, minimum=0.0)
         self.sample_rate = _check_rate("sample_rate", sample_rate)
         self.sample_rates = {
             name: _check_rate(f"sample_rates[{name!r}]", rate)
             for name, rate in (sample_rates or {}).items()
         }
-        self.sample_errors = bool(sample_errors)
-        if before_send is not None and not callable(before_send):
-            raise TypeError("before_send must be a callable (in dictConfig: 'ext://module.func')")
-        self.before_send = before_send
-        self.enabled = (not disabled_by_environment()) if enabled is None else bool(enabled)
         self.endpoint = check_endpoint(
             endpoint or os.environ.get("COMPOSIO_TELEMETRY_URL") or DEFAULT_ENDPOINT,
             allow_insecure,
         )
-        self.setFormatter(
-            TelemetryFormatter(
-                source=source,
-                metadata=metadata,
-                capture_exceptions=capture_exceptions,
-                redact=redact,
-            )
+        formatter = TelemetryFormatter(
+            source=source,
+            metadata=metadata,
+            capture_exceptions=capture_exceptions,
+            redact=redact,
         )
+        super().__init__(level)
+        self.setFormatter(formatter)
+        self.sample_errors = sample_errors
+        self.before_send = before_send
+        self.enabled = (not disabled_by_environment()) if enabled is None else enabled
         self.spool_path = os.fspath(spool_path or default_spool_path(self.endpoint))
         self._stats = dict.fromkeys(STAT_KEYS, 0)
         self._stats_lock = threading.Lock()
         self._error_window: dict[str, tuple[float, int]] = {}
-        self.timeout = float(timeout)
-        self.max_retries = max_retries
-        self.retry_backoff = float(retry_backoff)
-        self.batch_size = int(batch_size)
-        self.flush_interval = float(flush_interval)
-        self.spool = bool(spool)
-        self.spool_max_bytes = int(spool_max_bytes)
-        self.spool_ttl = float(spool_ttl)
+        self.spool = spool
         self.background = False
         _open_handlers.add(self)
         self._delivery: Delivery | None = None
@@ -243,6 +257,11 @@ class TelemetryHandler(logging.Handler):
         if not self.enabled:
             return
         try:
+            if type(event) is not tuple or len(event) != 2:
+                raise TypeError(
+                    "push_event takes the (type, data) event that create_event() returns, "
+                    f"got {type(event).__name__}"
+                )
             event_type, data = event
             checked_type, checked = make_event(event_type, data)
             event = self.telemetry_formatter.complete_event(checked, checked_type)
@@ -385,9 +404,30 @@ class TelemetryHandler(logging.Handler):
         super().close()
 
 
-def _check_positive(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
+def check_bool(name: str, value: object) -> bool:
+    """A flag given as True/False: in a config file "false" is a string, and it is truthy."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+def check_seconds(name: str, value: object, *, minimum: float | None = None) -> float:
+    """A finite number of seconds, > 0 unless a ``minimum`` is given."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or (value < minimum if minimum is not None else value <= 0)
+    ):
+        bound = "a positive number" if minimum is None else f"a number >= {minimum:g}"
+        raise ValueError(f"{name} must be {bound} of seconds, got {value!r}")
+    return float(value)
+
+
+def _check_count(name: str, value: object, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
 
 
 def _check_rate(name: str, value: object) -> float:

@@ -28,6 +28,8 @@ from .handler import (
     STAT_KEYS,
     TelemetryHandler,
     _library_threads,
+    check_bool,
+    check_seconds,
     disabled_by_environment,
     register_library_thread,
 )
@@ -140,11 +142,11 @@ class TelemetryQueueListener(logging.handlers.QueueListener):
                 for handler in self.telemetry_handlers:
                     handler.send_pending()
                 record.done.set()
-            elif isinstance(record, tuple):
+            elif isinstance(record, logging.LogRecord):
+                super().handle(record)
+            else:  # from push_event: an event, or whatever was passed instead (it says what)
                 for handler in self.telemetry_handlers:
                     handler.emit_event(record)
-            else:
-                super().handle(record)
         except Exception as exc:
             _diagnostics.warn("listener-handle", f"telemetry listener error: {exc!r}")
 
@@ -193,6 +195,11 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
         level: int | str = logging.NOTSET,
     ) -> None:
+        if queue is not None and not callable(getattr(queue, "put_nowait", None)):
+            raise TypeError(
+                f"queue must be a queue object, got {type(queue).__name__} (dictConfig builds "
+                "one from a 'queue' key on Python 3.12+ only; elsewhere set 'maxsize' in '.')"
+            )
         super().__init__(_new_queue() if queue is None else queue)
         self.setLevel(level)
         self.listener = None
@@ -209,6 +216,35 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
         self._dropped_queue_full = 0
         self._compact = False
         _live_handlers.add(self)
+
+    @property
+    def maxsize(self) -> int:
+        """Records the queue may hold; beyond, they are dropped and counted."""
+        return self._maxsize
+
+    @maxsize.setter
+    def maxsize(self, value: int) -> None:  # checked here: dictConfig's "." sets attributes
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"maxsize must be an integer >= 1, got {value!r}")
+        self._maxsize = value
+
+    @property
+    def respect_handler_level(self) -> bool:
+        """As the stdlib's: the listener passes a record only to handlers whose level it meets."""
+        return self._respect_handler_level
+
+    @respect_handler_level.setter
+    def respect_handler_level(self, value: bool) -> None:
+        self._respect_handler_level = check_bool("respect_handler_level", value)
+
+    @property
+    def shutdown_timeout(self) -> float:
+        """Seconds the application may wait at exit for telemetry to be delivered."""
+        return self._shutdown_timeout
+
+    @shutdown_timeout.setter
+    def shutdown_timeout(self, value: float) -> None:
+        self._shutdown_timeout = check_seconds("shutdown_timeout", value, minimum=0.0)
 
     @property
     def listener(self) -> TelemetryQueueListener | None:
@@ -286,7 +322,7 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
         """Drops and counts when full: the stdlib raises (and prints a traceback per record)
         or, with an unbounded queue, grows without limit."""
         telemetry_queue: Any = self.queue
-        if telemetry_queue.qsize() < self.maxsize:
+        if telemetry_queue.qsize() < self._maxsize:
             try:
                 telemetry_queue.put_nowait(record)
                 return
@@ -296,7 +332,7 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
             self._dropped_queue_full += 1
         _diagnostics.warn(
             "queue-full",
-            f"telemetry queue is full ({self.maxsize}); records are dropped and counted in "
+            f"telemetry queue is full ({self._maxsize}); records are dropped and counted in "
             "stats()['dropped_queue_full']",
         )
 
@@ -308,7 +344,7 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
             self._start()
         if self.disabled:
             return
-        if self._late:
+        if self._late or type(event) is not tuple:  # None would stop the listener
             self._handle_now(event)
         else:
             self.enqueue(event)

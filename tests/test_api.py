@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import math
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -167,6 +168,24 @@ def test_timed_on_async_functions(endpoint: FaultyEndpoint, pipeline: Any) -> No
 def test_timed_rejects_bad_fields_at_decoration_time() -> None:
     with pytest.raises(ValueError, match="unknown key 'colour'"):
         timed("X", colour="red")
+    with pytest.raises(ValueError, match="timed sets duration_ms itself"):
+        timed("X", duration_ms=5.0)
+    with pytest.raises(TypeError, match=r"logger must be a logging\.Logger"):
+        timed("X", logger=42)  # type: ignore[arg-type]
+
+    def ticks() -> Iterator[int]:
+        yield 1
+
+    with pytest.raises(TypeError, match="cannot measure the generator 'ticks'"):
+        timed("X")(ticks)
+
+
+def test_timed_takes_a_logger_by_name(endpoint: FaultyEndpoint, pipeline: Any) -> None:
+    logger, handler = pipeline()
+    with timed("Named.logger", logger=logger.name):
+        pass
+    assert handler.flush(5.0)
+    assert [e["functionName"] for e in endpoint.of_kind("metric")] == ["Named.logger"]
 
 
 SDK_USE = """
@@ -183,7 +202,11 @@ except ValueError as exc:
                                                 error={{"name": type(exc).__name__,
                                                         "message": str(exc)}}))
 telemetry.push_event(("metric", {{"functionName": ""}}))  # invalid: counted, not raised
-telemetry.push_event("garbage")  # never raises
+for wrong in ("garbage", None, ["metric", {{"functionName": "X"}}]):
+    telemetry.push_event(wrong)  # never raises; None must not stop the listener
+telemetry.push_event(telemetry.create_event("metric", function_name="After.wrong"))
+assert telemetry.flush(5.0) is not None
+assert telemetry.setup().stats()["invalid"] == 4
 assert telemetry.flush(5.0) is not None
 {ending}
 """
@@ -193,11 +216,24 @@ assert telemetry.flush(5.0) is not None
 def test_push_event_through_the_default_pipeline(endpoint: FaultyEndpoint, ending: str) -> None:
     result = run_python(SDK_USE.format(url=endpoint.base_url, ending=ending))
     assert result.returncode == 0, result.stderr
-    assert len(endpoint.of_kind("metric")) == 50
+    assert len(endpoint.of_kind("metric")) == 51
+    assert endpoint.of_kind("metric")[-1]["functionName"] == "After.wrong"
     assert [e["error"]["name"] for e in endpoint.of_kind("error")] == ["ValueError"]
     assert "functionName must be a non-empty string" in result.stderr
+    assert "push_event takes the (type, data) event that create_event() returns" in result.stderr
     assert "Traceback" not in result.stderr
     assert endpoint.violations == []
+
+
+def test_push_event_says_why_nothing_is_sent_when_setup_refuses_the_endpoint() -> None:
+    result = run_python(
+        "import composio_logtelemetry as t\n"
+        "t.push_event(t.create_event('metric', function_name='X'))\n"
+        "t.push_event(t.create_event('metric', function_name='Y'))\n",
+        env={"COMPOSIO_TELEMETRY_URL": "http://example.com/v1"},
+    )
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    assert result.stderr.count("telemetry not sent by push_event: refusing plain http") == 1
 
 
 def test_setup_uses_the_composio_telemetry_logger() -> None:
