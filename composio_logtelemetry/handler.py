@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -327,7 +328,7 @@ class TelemetryHandler(logging.Handler):
         if not isinstance(exc, TypeError | ValueError):
             reason = f"{type(exc).__name__}: {reason}"
         _diagnostics.warn(
-            f"invalid:{type(exc).__name__}:{reason}",
+            f"invalid:{type(exc).__name__}:{_kind_of_problem(reason)}",
             f"telemetry not sent, invalid event from {where}: {reason}",
         )
 
@@ -402,6 +403,15 @@ class TelemetryHandler(logging.Handler):
             self.close_delivery(time.monotonic() + CLOSE_TIMEOUT)
         _open_handlers.discard(self)
         super().close()
+
+
+_VALUES_IN_REASON = re.compile(r"""'[^']*'|"[^"]*"|-?\b\d[\d.e+-]*|, got .*$""")
+
+
+def _kind_of_problem(reason: str) -> str:
+    """The reason without the values in it: 'durationMs must be >= 0, got -1.0' is said once
+    a minute, not once for each value an application gets wrong."""
+    return _VALUES_IN_REASON.sub("_", reason)
 
 
 def check_bool(name: str, value: object) -> bool:

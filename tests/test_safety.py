@@ -409,6 +409,20 @@ def test_invalid_events_are_explained_once_naming_the_field(
         assert explained[0].startswith("composio-logtelemetry: warning: telemetry not sent")
 
 
+def test_one_kind_of_problem_is_explained_once_whatever_the_values(
+    endpoint: FaultyEndpoint, pipeline: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    logger, handler = pipeline()
+    for number in range(1, 301):
+        logger.info("bad", extra={"telemetry": {"functionName": "F", "durationMs": -number}})
+        logger.info("bad", extra={"telemetry": {"functionName": "F", f"field_{number}": 1}})
+    assert handler.flush(5.0)
+    assert handler.stats()["invalid"] == 600
+    lines = capfd.readouterr().err.splitlines()
+    assert len([line for line in lines if "durationMs must be >= 0" in line]) == 1
+    assert len([line for line in lines if "unknown key 'field_" in line]) == 1
+
+
 # -- size caps -------------------------------------------------------------------------------
 
 
