@@ -392,8 +392,19 @@ class Delivery:
             _diagnostics.warn("spool-write", f"cannot write the spool {self.spool.path}: {exc}")
             return
         self._count("spooled", len(job.bodies))
+        if not self._draining and not self._late:  # the exit line says it then
+            _diagnostics.warn(
+                "spooling",
+                f"telemetry not delivered ({reason}): saved to the spool ({self.spool.path}), "
+                "to be sent when the endpoint answers again",
+            )
         if evicted:
             self._count("spool_evicted", evicted)
+            _diagnostics.warn(
+                "spool-evicted",
+                f"the spool {self.spool.path} is full (spool_max_bytes="
+                f"{self.spool.max_bytes}): its oldest events are dropped",
+            )
 
     def spool_from_now_on(self) -> None:
         """For events that come after ``close``, or when no sender thread may start (the

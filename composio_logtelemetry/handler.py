@@ -381,10 +381,23 @@ class TelemetryHandler(logging.Handler):
         delivery = self._current_delivery()
         if delivery is None:
             return True
+        if holds_logging_lock():  # dictConfig: our senders need that lock; close() follows
+            delivery.send_pending()
+            return False
         before = self.undelivered()
         delivery.send_pending()
         deadline = time.monotonic() + (CLOSE_TIMEOUT if timeout is None else timeout)
         return delivery.wait_idle(deadline) and self.undelivered() == before
+
+    def spooled_events(self) -> int:
+        """Events in this handler's spool file now (of every process that shares it)."""
+        delivery = self._current_delivery()
+        if delivery is None or delivery.spool is None:
+            return 0
+        try:
+            return int(str(delivery.spool.stats()["events"]))
+        except Exception:
+            return 0
 
     def undelivered(self) -> int:
         """Events that left without being delivered: failed, rejected or dropped."""
@@ -400,9 +413,32 @@ class TelemetryHandler(logging.Handler):
 
     def close(self) -> None:
         if not self._closed:
-            self.close_delivery(time.monotonic() + CLOSE_TIMEOUT)
+            run_outside_logging_lock(
+                lambda: self.close_delivery(time.monotonic() + CLOSE_TIMEOUT), "close"
+            )
         _open_handlers.discard(self)
         super().close()
+
+
+def holds_logging_lock() -> bool:
+    """True inside dictConfig (and fileConfig), which hold logging's module lock while they
+    flush and close the handlers they replace."""
+    is_owned = getattr(getattr(logging, "_lock", None), "_is_owned", None)
+    return callable(is_owned) and bool(is_owned())
+
+
+def run_outside_logging_lock(work: Callable[[], None], name: str) -> None:
+    """Runs ``work`` (a bounded close) now, or on a thread of its own when this thread holds
+    logging's module lock: dictConfig closes the handlers it replaces with that lock held,
+    and our senders need it (urllib3 logs), so waiting for them here would only wait out the
+    timeout and spool events that had in fact been sent."""
+    if holds_logging_lock():
+        try:  # not a daemon: an exit that follows waits for it, within its timeout
+            threading.Thread(target=work, name=f"composio-telemetry-{name}").start()
+            return
+        except RuntimeError:  # Python 3.12 at exit: no new thread; wait here after all
+            pass
+    work()
 
 
 _VALUES_IN_REASON = re.compile(r"""'[^']*'|"[^"]*"|-?\b\d[\d.e+-]*|, got .*$""")

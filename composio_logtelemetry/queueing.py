@@ -31,7 +31,9 @@ from .handler import (
     check_bool,
     check_seconds,
     disabled_by_environment,
+    holds_logging_lock,
     register_library_thread,
+    run_outside_logging_lock,
 )
 from .models import ErrorData, Event
 
@@ -429,6 +431,8 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
         """Waits (at most ``timeout``) until what was logged before is delivered."""
         if self._started_pid != _process.pid or self._shut_down or self.disabled:
             return True
+        if holds_logging_lock():  # dictConfig: our senders need that lock; close() follows
+            return False
         deadline = time.monotonic() + (self.shutdown_timeout if timeout is None else timeout)
         handlers = self._telemetry_handlers()
         undelivered_before = sum(h.undelivered() for h in handlers)
@@ -447,9 +451,9 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
         """Delivers what is queued within ``timeout`` (default ``shutdown_timeout``), spools
         the rest, and says on stderr what did not make it."""
         budget = self.shutdown_timeout if timeout is None else timeout
-        self._shutdown_until(time.monotonic() + budget)
+        self._shutdown_until(time.monotonic() + budget, "on shutdown")
 
-    def _shutdown_until(self, deadline: float) -> None:
+    def _shutdown_until(self, deadline: float, moment: str = "at exit") -> None:
         with self._start_lock:
             running = self._started_pid == _process.pid and not self._shut_down and not self._late
             self._shut_down = True
@@ -470,7 +474,7 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
             handler.close_delivery(deadline)
         records: Any = self.queue
         unprocessed = 0 if stopped else max(0, records.qsize() - 1)  # less the stop sentinel
-        self._report_exit(before, self.stats(), unprocessed, handlers)
+        self._report_exit(before, self.stats(), unprocessed, handlers, moment)
 
     def _report_exit(
         self,
@@ -478,18 +482,34 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
         after: dict[str, int],
         unprocessed: int,
         handlers: list[TelemetryHandler],
+        moment: str,
     ) -> None:
-        spooled = after["spooled"] - before["spooled"]
-        lost = after["dropped"] + after["dropped_queue_full"] + unprocessed
-        if not spooled and not lost:
+        """One line for the whole run: what waits in the spool, what the endpoint refused,
+        what is gone. Events spooled during the drain and replayed by it are not counted."""
+        spooled = max(
+            0, after["spooled"] - before["spooled"] - (after["replayed"] - before["replayed"])
+        )
+        losses = {
+            "queue full": after["dropped_queue_full"],
+            "evicted from the full spool": after["spool_evicted"],
+            "spool off or unwritable": after["dropped"],
+            "still queued": unprocessed,
+        }
+        lost = sum(losses.values())
+        if not spooled and not lost and not after["rejected"]:
             return
         parts = []
         if spooled:
             where = ", ".join(sorted({h.spool_path for h in handlers}))
-            parts.append(f"{spooled} saved to the spool ({where}) for the next run")
+            held = sum({h.spool_path: h.spooled_events() for h in handlers}.values())
+            in_all = f" (it holds {held} in all)" if held > spooled else ""
+            parts.append(f"{spooled} saved to the spool ({where}) for the next run{in_all}")
+        if after["rejected"]:
+            parts.append(f"{after['rejected']} rejected by the endpoint")
         if lost:
-            parts.append(f"{lost} lost (endpoint unreachable, queue full or spool off)")
-        _diagnostics.say("at exit, telemetry not delivered: " + "; ".join(parts))
+            why = ", ".join(f"{count} {reason}" for reason, count in losses.items() if count)
+            parts.append(f"{lost} lost ({why})")
+        _diagnostics.say(f"{moment}, telemetry not delivered: " + "; ".join(parts))
 
     def stats(self) -> dict[str, int]:
         """The telemetry handlers' counters, summed, plus ``dropped_queue_full``."""
@@ -506,7 +526,7 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
 
     def close(self) -> None:
         """``logging.shutdown`` and dictConfig close handlers: stop the pipeline, bounded."""
-        self.shutdown()
+        run_outside_logging_lock(self.shutdown, "close")
         super().close()
 
     def reset_after_fork(self) -> None:

@@ -365,6 +365,94 @@ def test_telemetry_logged_after_the_exit_drain_is_spooled_and_said(
     assert names.count("Exit.hook") >= 1  # the first run's, replayed (and this run's, spooled)
 
 
+def test_the_exit_line_counts_what_is_left_not_what_came_back(
+    endpoint: FaultyEndpoint, tmp_path: Any
+) -> None:
+    """Batches spooled during the drain and replayed by it are delivered: no line."""
+    answers = iter([("status", 500, {})] * 3)
+    endpoint.script = lambda kind: next(answers, ("ok",))
+    spool = str(tmp_path / "flaky.sqlite3")
+    result = run_python(
+        EXIT_APP.format(timeout=5.0, url=endpoint.base_url, spool=spool, first=0, count=500)
+    )
+    assert result.returncode == 0, result.stderr
+    assert set(_numbers(endpoint.of_kind("metric"))) == set(range(500))
+    assert Spool(spool).stats()["events"] == 0
+    assert "saved to the spool" not in result.stderr
+
+
+def test_the_exit_line_totals_rejections_and_evictions(
+    endpoint: FaultyEndpoint, tmp_path: Any
+) -> None:
+    endpoint.script = lambda kind: ("status", 401, {})
+    refused = run_python(
+        EXIT_APP.format(timeout=2.0, url=endpoint.base_url, spool="", first=0, count=300)
+    )
+    assert "at exit, telemetry not delivered: 300 rejected by the endpoint" in refused.stderr
+    down = f"http://127.0.0.1:{closed_port()}/v1"
+    small = str(tmp_path / "small.sqlite3")
+    app = EXIT_APP.format(timeout=2.0, url=down, spool=small, first=0, count=500)
+    full = run_python(app.replace('"timeout": 2.0', '"timeout": 2.0, "spool_max_bytes": 20000'))
+    kept = Spool(small).stats()["events"]
+    assert 0 < kept < 500
+    assert "is full (spool_max_bytes=20000)" in full.stderr
+    assert f"{500 - kept} evicted from the full spool" in full.stderr
+
+
+def test_an_outage_is_said_once_while_events_go_to_the_spool(
+    pipeline: Any, capfd: Any, tmp_path: Any
+) -> None:
+    down = f"http://127.0.0.1:{closed_port()}/v1"
+    logger, handler = pipeline(endpoint=down, max_retries=0)
+    for number in range(300):
+        logger.info("x", extra={"telemetry": {"functionName": "Down", "props": {"n": number}}})
+    assert not handler.flush(10.0)
+    assert handler.stats()["spooled"] == 300
+    lines = [line for line in capfd.readouterr().err.splitlines() if "saved to the spool" in line]
+    assert len(lines) == 1
+    assert "ConnectionError posting to http://127.0.0.1:" in lines[0]
+    assert "to be sent when the endpoint answers again" in lines[0]
+
+
+RECONFIGURED_APP = """
+import logging, logging.config, time
+def configure():
+    logging.config.dictConfig({{
+        "version": 1,
+        "disable_existing_loggers": False,
+        "handlers": {{
+            "telemetry": {{"class": "composio_logtelemetry.TelemetryQueueHandler",
+                           "handlers": ["composio"]}},
+            "composio": {{"class": "composio_logtelemetry.TelemetryHandler",
+                         "endpoint": {url!r}, "spool_path": {spool!r}}},
+        }},
+        "root": {{"handlers": ["telemetry"], "level": "INFO"}},
+    }})
+def log(n):
+    telemetry = {{"functionName": "Reconfigured", "props": {{"n": n}}}}
+    logging.getLogger("app").info("x", extra={{"telemetry": telemetry}})
+configure()
+for n in range(10):
+    log(n)
+started = time.monotonic()
+configure()  # a second configuration closes the first pipeline
+print(f"{{time.monotonic() - started:.2f}}")
+log(10)
+"""
+
+
+def test_configuring_logging_again_is_quick_and_sends_each_event_once(
+    endpoint: FaultyEndpoint, tmp_path: Any
+) -> None:
+    """dictConfig closes the old handlers holding logging's lock, which our senders need."""
+    spool = str(tmp_path / "reconfigured.sqlite3")
+    result = run_python(RECONFIGURED_APP.format(url=endpoint.base_url, spool=spool))
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert float(result.stdout) < 1.0
+    assert _numbers(endpoint.of_kind("metric")) == collections.Counter(range(11))
+    assert Spool(spool).stats()["events"] == 0
+
+
 def test_two_processes_replaying_one_spool_deliver_each_event_once(
     endpoint: FaultyEndpoint, tmp_path: Any
 ) -> None:
