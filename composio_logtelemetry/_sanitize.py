@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from itertools import islice
 from typing import Any
 
@@ -30,6 +31,9 @@ MAX_NAME = 512
 _MIN_INT, _MAX_INT = -(2**63), 2**64  # what JSON readers take as an integer
 
 _encoder = JsonEncoder()
+_CUT_MARK = re.compile(r"\.\.\.\[truncated \d+ chars\]")
+_STACK_CUT_MARK = re.compile(r"\n\.\.\.\[truncated \d+ chars\]\.\.\.\n")
+_ITEMS_CUT_MARK = re.compile(r"\[truncated \d+ items\]")
 _COPIED_TYPES = frozenset({dict, list, set})
 TOO_MANY_VALUES = f"<more than {MAX_VALUES} values>"
 
@@ -41,8 +45,8 @@ def clean_text(text: str, limit: int) -> str:
             text.encode("utf-8")
         except UnicodeEncodeError:
             text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    if len(text) <= limit:
-        return text
+    if len(text) <= limit or _CUT_MARK.fullmatch(text, limit):
+        return text  # short, or cut here already (before_send's payload is completed again)
     cut = len(text) - limit
     return f"{text[:limit]}...[truncated {cut} chars]"
 
@@ -54,6 +58,8 @@ def clean_stack(stack: str) -> str:
         return stack
     head = MAX_STACK // 4
     tail = MAX_STACK - head
+    if _STACK_CUT_MARK.fullmatch(stack, head, len(stack) - tail):
+        return stack  # cut here already
     cut = len(stack) - MAX_STACK
     return f"{stack[:head]}\n...[truncated {cut} chars]...\n{stack[-tail:]}"
 
@@ -110,7 +116,8 @@ def _json_safe(
         budget[0] -= len(kept)
         out_list = [_json_safe(item, depth + 1, inner, redact, budget) for item in kept]
         if len(seq) > MAX_ITEMS:
-            out_list.append(f"[truncated {len(seq) - MAX_ITEMS} items]")
+            marked = len(seq) == MAX_ITEMS + 1 and _is_items_mark(seq[-1])  # cut already
+            out_list.append(seq[-1] if marked else f"[truncated {len(seq) - MAX_ITEMS} items]")
         return out_list
     converted = _fallback(value)
     if converted is value:
@@ -134,7 +141,9 @@ def _json_safe_dict(
     except Exception:  # a dict subclass whose items() raises
         return f"<unserializable {type(value).__name__}>"
     truncated = len(items) - MAX_ITEMS
-    if truncated > 0:
+    if truncated == 1 and items[-1][0] == "..." and _is_items_mark(items[-1][1]):
+        truncated = 0  # cut already: keep its mark
+    elif truncated > 0:
         items = items[:MAX_ITEMS]
     budget[0] -= len(items)
     inner = None
@@ -161,6 +170,10 @@ def _json_safe_dict(
     if truncated > 0:
         out["..."] = f"[truncated {truncated} items]"
     return out
+
+
+def _is_items_mark(value: object) -> bool:
+    return type(value) is str and _ITEMS_CUT_MARK.fullmatch(value) is not None
 
 
 def _key(key: object) -> str:

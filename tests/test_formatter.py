@@ -371,6 +371,18 @@ def test_long_lists_are_truncated_with_a_marker() -> None:
     assert ids[:-1] == list(range(200))
 
 
+def test_cutting_what_was_cut_keeps_the_first_marker() -> None:
+    """before_send's payload is completed again: the marker must still say what was cut."""
+    from composio_logtelemetry._sanitize import clean_stack, clean_text
+
+    text = clean_text("x" * 10_000, MAX_STRING)
+    assert clean_text(text, MAX_STRING) == text
+    assert text.endswith(f"...[truncated {10_000 - MAX_STRING} chars]")
+    stack = clean_stack("frame\n" * 20_000)
+    assert clean_stack(stack) == stack
+    assert f"...[truncated {6 * 20_000 - MAX_STACK} chars]..." in stack
+
+
 def test_huge_error_message_and_stack_are_truncated_with_markers() -> None:
     record = make_record(
         {

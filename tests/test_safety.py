@@ -296,6 +296,21 @@ def test_a_snapshot_formats_as_the_telemetry_did_before_it_changed(
     assert _formatted_or_error(record) == before
 
 
+@settings(max_examples=150, deadline=None, database=None)
+@given(telemetry=valid_telemetry(), cut=st.sampled_from([None, MEGA_ASCII, list(range(500))]))
+def test_an_event_completed_twice_is_the_same_event(telemetry: dict[str, Any], cut: Any) -> None:
+    """What before_send returns is completed again: what was cut stays cut as it was."""
+    if cut is not None:
+        telemetry = {**telemetry, "props": {**telemetry.get("props", {}), "cut": cut}}
+    record = logging.LogRecord("app", logging.INFO, __file__, 1, "m", None, None, func="run")
+    record.telemetry = telemetry
+    formatter = TelemetryFormatter()
+    event = formatter.build_event(record)
+    assert event is not None
+    again = formatter.complete_event(event[1], event[0])
+    assert formatter.serialize_event(again[1]) == formatter.serialize_event(event[1])
+
+
 @pytest.fixture
 def direct(endpoint: FaultyEndpoint, tmp_path: Any) -> Iterator[tuple[logging.Logger, Any]]:
     handler = TelemetryHandler(endpoint=endpoint.base_url, spool_path=str(tmp_path / "s.db"))
