@@ -260,7 +260,7 @@ class Spool:
             events=int(events),
             bytes=int(size),
             by_kind={str(k): int(n) for k, n in by_kind},
-            oldest_age_s=None if oldest is None else max(0.0, now - float(oldest)),
+            oldest_age_s=None if oldest is None else round(max(0.0, now - float(oldest)), 1),
             claimed=int(claimed),
         )
         return result

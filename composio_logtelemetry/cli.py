@@ -73,6 +73,8 @@ def _spool_command(args: argparse.Namespace) -> int:
 
 def _replay(spool: Spool, endpoint: str, timeout: float) -> int:
     total = int(str(spool.stats().get("events", 0)))
+    terminal = sys.stdout.isatty()
+    shown = 0
     transport = _transport(endpoint, timeout)
     replayed = 0
     rejected: collections.Counter[str] = collections.Counter()
@@ -88,7 +90,7 @@ def _replay(spool: Spool, endpoint: str, timeout: float) -> int:
             continue
         if not outcome.delivered and transport.is_retryable(outcome):
             spool.settle(claim, delivered=False)
-            print(f"\nerror: replay stopped: {outcome.describe()} from {endpoint}", file=sys.stderr)
+            print(f"\nerror: replay stopped: {outcome.describe()}", file=sys.stderr)
             return 1
         spool.settle(claim, delivered=True)
         if outcome.delivered:
@@ -96,8 +98,13 @@ def _replay(spool: Spool, endpoint: str, timeout: float) -> int:
             claim_size = min(REPLAY_CLAIM_SIZE, claim_size * 2)
         else:
             rejected[outcome.describe()] += len(claim.ids)
-        print(f"\rreplayed {replayed}/{total}", end="", flush=True)
-    print(f"\rreplayed {replayed}/{total} event(s) to {endpoint}")
+        if terminal:
+            print(f"\rreplayed {replayed}/{total}", end="", flush=True)
+        elif total and replayed * 10 // total > shown * 10 // total:  # a log: every tenth
+            print(f"replayed {replayed}/{total}", flush=True)
+            shown = replayed
+    done = f"replayed {replayed}/{total} event(s) to {shown_url(endpoint)}"
+    print(f"\r{done}" if terminal else done)
     for answer, count in rejected.items():
         print(
             f"error: the endpoint rejected {count} event(s) with {answer}; they are dropped",
