@@ -376,7 +376,13 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
                 if not handlers:
                     _diagnostics.warn(
                         "no-handlers",
-                        "TelemetryQueueHandler has no handlers: give it 'handlers': [...]",
+                        "TelemetryQueueHandler has no handler to pass records to, so telemetry "
+                        "is off: "
+                        + (
+                            "check the names in its 'handlers'"
+                            if self.handler_refs
+                            else "give it 'handlers': [...]"
+                        ),
                     )
                 self.disabled = True
                 self._started_pid = pid

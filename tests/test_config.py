@@ -100,3 +100,22 @@ def test_options_given_right_are_kept() -> None:
     assert (handler.timeout, handler.batch_size, handler.enabled) == (1.0, 50, False)
     queue_handler = TelemetryQueueHandler(handlers=[handler], maxsize=5, shutdown_timeout=0)
     assert (queue_handler.maxsize, queue_handler.shutdown_timeout) == (5, 0.0)
+
+
+def test_a_handler_name_that_does_not_exist_is_said_with_the_way_out(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """3.10 and 3.11's dictConfig accept it (names are looked up on the first record)."""
+    queue_handler = TelemetryQueueHandler(handlers=["composioo"])
+    logger = logging.getLogger("config.missing")
+    logger.addHandler(queue_handler)
+    try:
+        logger.warning("x", extra={"telemetry": {"functionName": "F"}})
+    finally:
+        logger.removeHandler(queue_handler)
+    lines = capfd.readouterr().err.splitlines()
+    assert lines == [
+        "composio-logtelemetry: warning: TelemetryQueueHandler: no handler named 'composioo'",
+        "composio-logtelemetry: warning: TelemetryQueueHandler has no handler to pass records "
+        "to, so telemetry is off: check the names in its 'handlers'",
+    ]
