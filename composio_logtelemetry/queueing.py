@@ -589,17 +589,35 @@ def drain_all() -> None:
 
 
 def _register_exit_drain() -> None:
-    """A multiprocessing child ends with os._exit, skipping atexit; its finalizers do run."""
+    """A multiprocessing child ends with os._exit, skipping atexit; its finalizers do run.
+
+    A child clears them as it starts, after a spawned or forkserver child has imported the
+    main module (which may log already): the finalizer is made again there, after fork."""
     global _exit_drain_pid
     pid = _process.pid
     if _exit_drain_pid == pid:
         return
     _exit_drain_pid = pid
     multiprocessing = sys.modules.get("multiprocessing")
-    if multiprocessing is not None and multiprocessing.parent_process() is not None:
+    if multiprocessing is not None:
         from multiprocessing import util
 
-        util.Finalize(None, drain_all, exitpriority=10)
+        util.register_after_fork(_DRAIN_IN_CHILDREN, _drain_as_a_finalizer)
+        if multiprocessing.parent_process() is not None:
+            _drain_as_a_finalizer(_DRAIN_IN_CHILDREN)
+
+
+class _ChildDrain:
+    """What ``multiprocessing.util.register_after_fork`` holds on to (it keeps weak refs)."""
+
+
+_DRAIN_IN_CHILDREN = _ChildDrain()
+
+
+def _drain_as_a_finalizer(_: _ChildDrain) -> None:
+    from multiprocessing import util
+
+    util.Finalize(None, drain_all, exitpriority=10)
 
 
 def _reset_all_after_fork() -> None:

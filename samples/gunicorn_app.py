@@ -2,7 +2,7 @@
 
 Run it (from a fresh virtualenv)::
 
-    pip install 'composio-logtelemetry[samples]'
+    pip install '.[samples]'                        # from the repository root
     composio-logtelemetry serve                     # terminal 1: a local receiver on :8787
     export COMPOSIO_TELEMETRY_URL=http://127.0.0.1:8787/v1
     gunicorn -w 2 --preload -b 127.0.0.1:8004 --chdir samples gunicorn_app:app

@@ -209,6 +209,56 @@ def test_multiprocessing_children_are_drained_despite_os_exit(
     assert endpoint.violations == []
 
 
+IMPORTING_CHILDREN = """
+import logging, multiprocessing, os, sys
+from composio_logtelemetry import TelemetryHandler, TelemetryQueueHandler
+
+log = logging.getLogger("app")
+log.setLevel(logging.INFO)
+handler = TelemetryHandler(endpoint=os.environ["TEST_ENDPOINT"], spool=False)
+log.addHandler(TelemetryQueueHandler(handlers=[handler]))
+
+def send(who):
+    log.info("x", extra={"telemetry": {"functionName": "Child", "props": {"who": who, "n": 0}}})
+
+send(f"import-{multiprocessing.parent_process() is None}")  # logs as the module is imported
+
+def work(worker):
+    send(f"worker-{worker}")  # returning ends the child with os._exit: atexit does not run
+
+if __name__ == "__main__":
+    context = multiprocessing.get_context(sys.argv[1])
+    processes = [context.Process(target=work, args=(worker,)) for worker in range(2)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(30)
+    print([process.exitcode for process in processes])
+"""
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_children_that_import_the_main_module_and_log_there_are_drained(
+    endpoint: FaultyEndpoint, tmp_path: Any, method: str
+) -> None:
+    """A spawned or forkserver child imports the main module, which may log at once, before
+    multiprocessing has made it a child (and cleared its finalizers)."""
+    script = tmp_path / "importing_children.py"
+    script.write_text(IMPORTING_CHILDREN)
+    result = subprocess.run(
+        [sys.executable, str(script), method],
+        env={**os.environ, "TEST_ENDPOINT": endpoint.base_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "[0, 0]", result.stderr
+    received = _received_by_sender(endpoint)
+    assert received["worker-0"] == received["worker-1"] == [0]
+    # the parent's, and each child's, logged as it imported the module: none lost
+    assert received["import-True"] == [0, 0, 0]
+
+
 def test_a_child_gets_its_own_listener_and_session(endpoint: FaultyEndpoint) -> None:
     code = (
         PIPELINE

@@ -40,7 +40,7 @@ def requires(*modules: str) -> pytest.MarkDecorator:
     missing = [name for name in modules if importlib.util.find_spec(name) is None]
     return pytest.mark.skipif(
         bool(missing),
-        reason=f"{', '.join(missing)} not installed: pip install 'composio-logtelemetry[samples]'",
+        reason=f"{', '.join(missing)} not installed: pip install '.[samples]'",
     )
 
 

@@ -2,7 +2,7 @@
 
 Run it (from a fresh virtualenv)::
 
-    pip install 'composio-logtelemetry[samples]'
+    pip install '.[samples]'                        # from the repository root
     composio-logtelemetry serve                     # terminal 1: a local receiver on :8787
     export COMPOSIO_TELEMETRY_URL=http://127.0.0.1:8787/v1
     python samples/django_app/app.py runserver 127.0.0.1:8001 --noreload
