@@ -69,6 +69,7 @@ class Delivery:
         self.spool = spool
         self._count = count
         self.batch_size = batch_size
+        self._events_per_request = batch_size  # fewer once the endpoint answered 413
         self.flush_interval = flush_interval
         self.background = background
         self._register_thread = thread_registry
@@ -110,7 +111,7 @@ class Delivery:
                 pending.bodies.append(body)
                 pending.size += size
                 if (
-                    len(pending.bodies) >= self.batch_size
+                    len(pending.bodies) >= self._events_per_request
                     or now - pending.started >= self.flush_interval
                     or not self.background
                 ):
@@ -200,7 +201,7 @@ class Delivery:
         submitted = False
         while not self._outbox.full():
             try:
-                claim = self.spool.claim(self.batch_size)
+                claim = self.spool.claim(self._events_per_request)
                 expired = self.spool.expired_count_and_reset()
             except Exception as exc:
                 _diagnostics.warn("spool-read", f"cannot read the spool {self.spool.path}: {exc}")
@@ -288,6 +289,8 @@ class Delivery:
         """A batch the endpoint finds too large (413) goes again as two halves, each settled
         on its own: only an event too large by itself ends rejected."""
         half = len(job.bodies) // 2
+        # Later batches start at that size: a proxy's body limit stays where it is.
+        self._events_per_request = max(1, min(self._events_per_request, half))
         parts = [
             Job(job.kind, bodies, from_spool=job.from_spool)
             for bodies in (job.bodies[:half], job.bodies[half:])
@@ -303,7 +306,7 @@ class Delivery:
         _diagnostics.warn(
             "split-413",
             f"the telemetry endpoint refused {len(job.bodies)} events in one request as too "
-            "large (HTTP 413): sending them in smaller requests (a lower batch_size avoids this)",
+            "large (HTTP 413): sending them, and the events after them, in smaller requests",
         )
         for part in parts:
             self._deliver(part)

@@ -66,6 +66,12 @@ def test_a_batch_too_large_for_the_endpoint_goes_again_in_halves(
     assert max(endpoint.batches) < 20
     stats = handler.stats()
     assert stats["sent"] == 250 and stats["rejected"] == 0 and stats["retried"] > 0
+    refused = endpoint.requests - len(endpoint.batches)
+    for number in range(250, 500):
+        logger.info("x", extra={"telemetry": {"functionName": "Big", "props": {"n": number}}})
+    assert handler.flush(20.0), handler.stats()
+    assert endpoint.requests - len(endpoint.batches) == refused  # later batches start small
+    assert set(_numbers(endpoint.of_kind("metric"))) == set(range(500))
 
 
 def test_an_event_too_large_by_itself_is_rejected_alone(
