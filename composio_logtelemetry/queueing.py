@@ -212,7 +212,7 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
         self.disabled = disabled_by_environment()
         self._started_pid = 0
         self._shut_down = False
-        self._late = False  # the listener cannot run (exit drained it): records go straight in
+        self._late = False  # no listener runs (exit drained it): records go to the handlers now
         self._start_lock = threading.Lock()
         self._drop_lock = threading.Lock()
         self._dropped_queue_full = 0
