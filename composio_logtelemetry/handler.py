@@ -24,13 +24,7 @@ from ._transport import DEFAULT_ENDPOINT, Transport, check_endpoint
 from .formatter import TelemetryFormatter
 from .models import Event, TelemetryData
 
-__all__ = [
-    "STAT_KEYS",
-    "TelemetryHandler",
-    "check_bool",
-    "check_seconds",
-    "disabled_by_environment",
-]
+__all__ = ["STAT_KEYS", "TelemetryHandler", "disabled_by_environment"]
 
 STAT_KEYS = (
     "sent",
