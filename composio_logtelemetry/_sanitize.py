@@ -100,12 +100,9 @@ def _json_safe(
         return value if math.isfinite(value) else str(value)
     if isinstance(value, dict):
         return _json_safe_dict(value, depth, path, redact, budget)
-    if depth >= MAX_DEPTH:
-        return "<max depth>"
-    if id(value) in path:
-        return "<cycle>"
-    if budget[0] <= 0:
-        return TOO_MANY_VALUES
+    stop = _stop_mark(value, depth, path, budget)
+    if stop is not None:
+        return stop
     inner = path | {id(value)}
     if isinstance(value, list | tuple | set | frozenset):
         try:
@@ -125,17 +122,25 @@ def _json_safe(
     return _json_safe(converted, depth + 1, inner, redact, budget)
 
 
-def _json_safe_dict(
-    value: dict[Any, Any], depth: int, path: frozenset[int], redact: bool, budget: list[int]
-) -> Any:
-    """``to_json_safe`` of a dict, which props always are: plain keys and scalars, the usual
-    content, are copied in place without a call per item."""
+def _stop_mark(value: object, depth: int, path: frozenset[int], budget: list[int]) -> str | None:
+    """Where a container is not walked into: too deep, a cycle, or past the values budget."""
     if depth >= MAX_DEPTH:
         return "<max depth>"
     if id(value) in path:
         return "<cycle>"
     if budget[0] <= 0:
         return TOO_MANY_VALUES
+    return None
+
+
+def _json_safe_dict(
+    value: dict[Any, Any], depth: int, path: frozenset[int], redact: bool, budget: list[int]
+) -> Any:
+    """``to_json_safe`` of a dict, which props always are: plain keys and scalars, the usual
+    content, are copied in place without a call per item."""
+    stop = _stop_mark(value, depth, path, budget)
+    if stop is not None:
+        return stop
     try:
         items = list(value.items())
     except Exception:  # a dict subclass whose items() raises
