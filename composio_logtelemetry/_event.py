@@ -189,7 +189,7 @@ def make_event(event_type: object, payload: Mapping[str, Any]) -> Event:
         raise ValueError(f"event type must be 'metric' or 'error', got {event_type!r}")
     data = normalize_telemetry(payload)
     if "props" in data:
-        data["props"] = snapshot(data["props"])  # the event keeps the props it was created with
+        data["props"] = snapshot(data["props"], props=True)  # kept as they were at creation
     if "functionName" not in data:
         raise ValueError("functionName is required")
     if event_type == "error" and "error" not in data:

@@ -207,36 +207,40 @@ def bound_props(props: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
-def snapshot(telemetry: Any) -> Any:
-    """``telemetry`` with the dicts, lists and sets in it copied, so that an event says what
-    was true when it was logged even if the application goes on changing the same dict (the
-    listener reads it later). A part shared by two fields, or a cycle, is one in the copy too.
+def snapshot(telemetry: Any, *, props: bool = False) -> Any:
+    """``telemetry`` (or, with ``props``, an event's props) with the dicts, lists and sets in
+    it copied, so that an event says what was true when it was logged even if the
+    application goes on changing the same dict (the listener reads it later). A part shared
+    by two fields, or a cycle, is one in the copy too.
 
     The logging thread pays at most for what ``to_json_safe`` will send: ``MAX_DEPTH``
     levels, ``MAX_ITEMS`` per container, ``MAX_COPIES`` containers in all; past that, and
     for any other mutable object, the listener reads the application's own value.
     """
-    if type(telemetry) is dict and len(telemetry) <= MAX_ITEMS:
-        # The usual shape first, in one pass: fields, and dicts (props, metadata) of scalars.
-        copied = telemetry.copy()
-        for key, item in copied.items():
-            kind = type(item)
-            if kind is dict and len(item) <= MAX_ITEMS:
-                for value in item.values():
-                    if type(value) in _COPIED_TYPES:
-                        return _copied(telemetry, 0, {})
-                copied[key] = item.copy()
-            elif kind in _COPIED_TYPES:
-                return _copied(telemetry, 0, {})
-        return copied
-    if type(telemetry) is dict:
-        return _copied(telemetry, 0, {})
-    return telemetry  # not a dict: invalid, and explained as it was given
+    if type(telemetry) is not dict:
+        return telemetry  # not a dict: invalid, and explained as it was given
+    if props or len(telemetry) > MAX_ITEMS:
+        return _copied(telemetry, 0, {}, props)
+    # The usual shape first, in one pass: fields, and dicts (props, metadata) of scalars.
+    copied = telemetry.copy()
+    for key, item in copied.items():
+        kind = type(item)
+        if kind is dict and len(item) <= MAX_ITEMS:
+            for value in item.values():
+                if type(value) in _COPIED_TYPES:
+                    return _copied(telemetry, 0, {}, False)
+            copied[key] = item.copy()
+        elif kind in _COPIED_TYPES:
+            return _copied(telemetry, 0, {}, False)
+    return copied
 
 
-def _copied(value: Any, depth: int, copies: dict[int, Any]) -> Any:
-    if type(value) is set:  # as the list it will be sent as: a copied set may iterate
-        copied = list(value)  # in another order; its items are hashable, so not ours to copy
+def _copied(value: Any, depth: int, copies: dict[int, Any], in_props: bool) -> Any:
+    """``in_props``: below the telemetry's own fields, in the free-form props."""
+    if type(value) is set:
+        # In props, as the list it will be sent as: a copied set may iterate in another
+        # order. Anywhere else it is invalid, and its type is what the message names.
+        copied: Any = list(value) if in_props else value.copy()
         copies[id(value)] = copied
         return copied
     copied = value.copy()
@@ -255,5 +259,6 @@ def _copied(value: Any, depth: int, copies: dict[int, Any]) -> Any:
             if seen is not None:
                 copied[key] = seen
             elif len(copies) < MAX_COPIES:
-                copied[key] = _copied(item, depth + 1, copies)
+                below = in_props or (depth == 0 and key == "props")
+                copied[key] = _copied(item, depth + 1, copies, below)
     return copied

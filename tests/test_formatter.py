@@ -306,6 +306,13 @@ def test_a_snapshot_keeps_cycles_and_shared_parts_as_they_were() -> None:
     }
 
 
+def test_a_snapshot_turns_sets_into_lists_only_where_they_are_sent_as_lists() -> None:
+    """In props a set goes out as a list; a set anywhere else is invalid, and named as a set."""
+    kept = snapshot({"functionName": {"F"}, "metadata": {"provider": {"p"}}, "props": {"t": {1}}})
+    assert kept == {"functionName": {"F"}, "metadata": {"provider": {"p"}}, "props": {"t": [1]}}
+    assert snapshot({"tags": {"a"}}, props=True) == {"tags": ["a"]}
+
+
 def test_a_snapshot_copies_no_more_than_can_be_sent() -> None:
     deep: Any = {"bottom": True}
     for _ in range(5000):
