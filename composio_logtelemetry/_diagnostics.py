@@ -7,10 +7,11 @@ telemetry about telemetry.
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
+
+from . import _runtime
 
 PREFIX = "composio-logtelemetry"
 INTERVAL = 60.0
@@ -49,4 +50,4 @@ def _reinit_lock_in_child() -> None:
     _lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_reinit_lock_in_child)
+_runtime.at_fork(after_in_child=_reinit_lock_in_child)

@@ -22,6 +22,8 @@ import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+from . import _runtime
+
 __all__ = ["KINDS", "Claim", "Spool", "default_spool_path"]
 
 KINDS = ("metric", "error")
@@ -283,7 +285,7 @@ class Spool:
 
     def _open(self, *, create: bool) -> sqlite3.Connection | None:
         """The connection of this process (the lock is held); None if there is no file to read."""
-        if self._connection is not None and self._connection_pid != os.getpid():
+        if self._connection is not None and self._connection_pid != _runtime.pid:
             self._abandon_inherited()
         if self._connection is not None and create and not self.path.exists():
             self._close_locked()  # removed under us: new events must not go to a deleted file
@@ -313,7 +315,7 @@ class Spool:
             connection.close()
             raise
         self._connection = connection
-        self._connection_pid = os.getpid()
+        self._connection_pid = _runtime.pid
         return connection
 
     def _create_file(self) -> None:
@@ -327,7 +329,7 @@ class Spool:
         connection, self._connection = self._connection, None
         if connection is None:
             return
-        if self._connection_pid == os.getpid():
+        if self._connection_pid == _runtime.pid:
             connection.close()
         else:
             _abandoned_connections.append(connection)
@@ -487,5 +489,4 @@ def _after_fork_in_child() -> None:
         spool._after_fork_in_child()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+_runtime.at_fork(before=_before_fork, after_in_child=_after_fork_in_child)

@@ -9,14 +9,13 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import os
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast
 
-from . import _diagnostics
+from . import _diagnostics, _runtime
 from ._event import make_event
 from .handler import TelemetryHandler
 from .models import Event, EventType
@@ -209,4 +208,4 @@ def _forget_default_pipeline_lock() -> None:
     _setup_lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_forget_default_pipeline_lock)
+_runtime.at_fork(after_in_child=_forget_default_pipeline_lock)

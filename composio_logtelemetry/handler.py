@@ -7,7 +7,6 @@ directly to a logger it sends each event synchronously (for scripts and tests).
 from __future__ import annotations
 
 import logging
-import math
 import os
 import random
 import re
@@ -16,15 +15,17 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import _diagnostics, _process
+from . import _diagnostics, _runtime
 from ._delivery import SENDERS, Delivery
 from ._event import make_event
+from ._options import check_bool, check_count, check_rate, check_seconds, disabled_by_environment
+from ._runtime import holds_logging_lock, register_library_thread, run_outside_logging_lock
 from ._spool import Spool, default_spool_path
 from ._transport import DEFAULT_ENDPOINT, Transport, check_endpoint
 from .formatter import TelemetryFormatter
 from .models import Event, TelemetryData
 
-__all__ = ["STAT_KEYS", "TelemetryHandler", "disabled_by_environment"]
+__all__ = ["STAT_KEYS", "TelemetryHandler"]
 
 STAT_KEYS = (
     "sent",
@@ -41,31 +42,14 @@ STAT_KEYS = (
     "spool_evicted",
     "spool_expired",
 )
-OPT_OUT_VARIABLES = ("COMPOSIO_DISABLE_TELEMETRY", "TELEMETRY_DISABLED", "DO_NOT_TRACK")
 ERRORS_PER_NAME_PER_MINUTE = 30
 CLOSE_TIMEOUT = 5.0
 
 BeforeSend = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 
-_library_threads: set[int] = set()
 _open_handlers: set[logging.Handler] = set()
 """Strong references: in a dictConfig on 3.10/3.11 only a name (a weak reference) points at a
 TelemetryHandler until the queue handler looks it up on the first record."""
-
-
-def register_library_thread(thread: threading.Thread) -> None:
-    """Marks a started thread whose own log records must never become telemetry."""
-    if thread.ident is not None:
-        _library_threads.add(thread.ident)
-
-
-def disabled_by_environment() -> bool:
-    """True when a standard opt-out variable is set to a truthy value."""
-    for name in OPT_OUT_VARIABLES:
-        value = os.environ.get(name, "").strip().lower()
-        if value and value not in ("0", "false", "no", "off"):
-            return True
-    return False
 
 
 class TelemetryHandler(logging.Handler):
@@ -121,13 +105,13 @@ class TelemetryHandler(logging.Handler):
         self.timeout = check_seconds("timeout", timeout)
         self.flush_interval = check_seconds("flush_interval", flush_interval)
         self.spool_ttl = check_seconds("spool_ttl", spool_ttl)
-        self.batch_size = _check_count("batch_size", batch_size, minimum=1)
-        self.spool_max_bytes = _check_count("spool_max_bytes", spool_max_bytes, minimum=1)
-        self.max_retries = _check_count("max_retries", max_retries, minimum=0)
+        self.batch_size = check_count("batch_size", batch_size, minimum=1)
+        self.spool_max_bytes = check_count("spool_max_bytes", spool_max_bytes, minimum=1)
+        self.max_retries = check_count("max_retries", max_retries, minimum=0)
         self.retry_backoff = check_seconds("retry_backoff", retry_backoff, minimum=0.0)
-        self.sample_rate = _check_rate("sample_rate", sample_rate)
+        self.sample_rate = check_rate("sample_rate", sample_rate)
         self.sample_rates = {
-            name: _check_rate(f"sample_rates[{name!r}]", rate)
+            name: check_rate(f"sample_rates[{name!r}]", rate)
             for name, rate in (sample_rates or {}).items()
         }
         self.endpoint = check_endpoint(
@@ -170,7 +154,7 @@ class TelemetryHandler(logging.Handler):
     # -- the delivery engine, made on first use in each process ---------------------------------
 
     def _engine(self) -> Delivery:
-        pid = _process.pid
+        pid = _runtime.pid
         delivery = self._delivery
         if delivery is None or self._delivery_pid != pid:
             with self._delivery_lock:
@@ -208,7 +192,7 @@ class TelemetryHandler(logging.Handler):
 
     def _current_delivery(self) -> Delivery | None:
         """This process's engine, if it has one (a forked child starts without)."""
-        return self._delivery if self._delivery_pid == _process.pid else None
+        return self._delivery if self._delivery_pid == _runtime.pid else None
 
     def reset_after_fork(self) -> None:
         """Forgets the parent's engine: its threads and sockets do not exist in the child."""
@@ -414,27 +398,6 @@ class TelemetryHandler(logging.Handler):
         super().close()
 
 
-def holds_logging_lock() -> bool:
-    """True inside dictConfig (and fileConfig), which hold logging's module lock while they
-    flush and close the handlers they replace."""
-    is_owned = getattr(getattr(logging, "_lock", None), "_is_owned", None)
-    return callable(is_owned) and bool(is_owned())
-
-
-def run_outside_logging_lock(work: Callable[[], None], name: str) -> None:
-    """Runs ``work`` (a bounded close) now, or on a thread of its own when this thread holds
-    logging's module lock: dictConfig closes the handlers it replaces with that lock held,
-    and our senders need it (urllib3 logs), so waiting for them here would only wait out the
-    timeout and spool events that had in fact been sent."""
-    if holds_logging_lock():
-        try:  # not a daemon: an exit that follows waits for it, within its timeout
-            threading.Thread(target=work, name=f"composio-telemetry-{name}").start()
-            return
-        except RuntimeError:  # Python 3.12 at exit: no new thread; wait here after all
-            pass
-    work()
-
-
 _VALUES_IN_REASON = re.compile(r"""'[^']*'|"[^"]*"|-?\b\d[\d.e+-]*|, got .*$""")
 
 
@@ -442,35 +405,3 @@ def _kind_of_problem(reason: str) -> str:
     """The reason without the values in it: 'durationMs must be >= 0, got -1.0' is said once
     a minute, not once for each value an application gets wrong."""
     return _VALUES_IN_REASON.sub("_", reason)
-
-
-def check_bool(name: str, value: object) -> bool:
-    """A flag given as True/False: in a config file "false" is a string, and it is truthy."""
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be true or false, got {value!r}")
-    return value
-
-
-def check_seconds(name: str, value: object, *, minimum: float | None = None) -> float:
-    """A finite number of seconds, > 0 unless a ``minimum`` is given."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or (value < minimum if minimum is not None else value <= 0)
-    ):
-        bound = "a positive number" if minimum is None else f"a number >= {minimum:g}"
-        raise ValueError(f"{name} must be {bound} of seconds, got {value!r}")
-    return float(value)
-
-
-def _check_count(name: str, value: object, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _check_rate(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be a number between 0 and 1, got {value!r}")
-    return float(value)

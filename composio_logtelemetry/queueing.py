@@ -6,35 +6,24 @@ telemetry pipeline can't afford.
 
 from __future__ import annotations
 
-import atexit
 import copy
 import logging
 import logging.handlers
-import os
 import queue
-import sys
 import threading
 import time
 import weakref
 from collections.abc import Iterable
 from typing import Any
 
-from . import _diagnostics, _process
+from . import _diagnostics, _runtime
 from ._delivery import SPOOL_HANDOFF
 from ._event import error_from_exception
+from ._options import check_bool, check_seconds, disabled_by_environment
+from ._runtime import holds_logging_lock, register_library_thread, run_outside_logging_lock
 from ._sanitize import snapshot
 from .formatter import CAPTURED_ERROR_ATTR
-from .handler import (
-    STAT_KEYS,
-    TelemetryHandler,
-    _library_threads,
-    check_bool,
-    check_seconds,
-    disabled_by_environment,
-    holds_logging_lock,
-    register_library_thread,
-    run_outside_logging_lock,
-)
+from .handler import STAT_KEYS, TelemetryHandler
 from .models import ErrorData, Event
 
 __all__ = ["TelemetryQueueHandler", "TelemetryQueueListener"]
@@ -42,8 +31,6 @@ __all__ = ["TelemetryQueueHandler", "TelemetryQueueListener"]
 EXCLUDED_LOGGERS = frozenset({"composio_logtelemetry", "urllib3", "requests", "charset_normalizer"})
 DEFAULT_MAXSIZE = 10_000
 DEFAULT_SHUTDOWN_TIMEOUT = 5.0
-
-_live_handlers: weakref.WeakSet[TelemetryQueueHandler] = weakref.WeakSet()
 
 
 def _captured_error(record: logging.LogRecord) -> ErrorData | None:
@@ -217,7 +204,7 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
         self._drop_lock = threading.Lock()
         self._dropped_queue_full = 0
         self._compact = False
-        _live_handlers.add(self)
+        _runtime.add_pipeline(self)
 
     @property
     def maxsize(self) -> int:
@@ -283,10 +270,10 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
                 record = filtered
         if (
             record.name.partition(".")[0] in EXCLUDED_LOGGERS
-            or threading.get_ident() in _library_threads
+            or threading.get_ident() in _runtime.library_threads
         ):
             return False
-        if self._started_pid != _process.pid:
+        if self._started_pid != _runtime.pid:
             self._start()
             if self.disabled:  # every telemetry handler is disabled: nothing will read the queue
                 return False
@@ -342,7 +329,7 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
         """The ``push_event`` path: an already built event skips the record machinery."""
         if self.disabled:
             return
-        if self._started_pid != _process.pid:
+        if self._started_pid != _runtime.pid:
             self._start()
         if self.disabled:
             return
@@ -365,7 +352,7 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
 
     def _start(self) -> None:
         with self._start_lock:
-            pid = _process.pid
+            pid = _runtime.pid
             if self._started_pid == pid:
                 return
             handlers = self._resolve_handlers()
@@ -405,7 +392,7 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
                     self._late = True
                     self._close_telemetry_handlers(telemetry)
                     return
-            _register_exit_drain()
+            _runtime.register_exit_drain()
 
     @staticmethod
     def _close_telemetry_handlers(handlers: list[TelemetryHandler]) -> None:
@@ -435,7 +422,7 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
 
     def flush(self, timeout: float | None = None) -> bool:  # type: ignore[override]
         """Waits (at most ``timeout``) until what was logged before is delivered."""
-        if self._started_pid != _process.pid or self._shut_down or self.disabled:
+        if self._started_pid != _runtime.pid or self._shut_down or self.disabled:
             return True
         if holds_logging_lock():  # dictConfig: our senders need that lock; close() follows
             return False
@@ -457,11 +444,11 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
         """Delivers what is queued within ``timeout`` (default ``shutdown_timeout``), spools
         the rest, and says on stderr what did not make it."""
         budget = self.shutdown_timeout if timeout is None else timeout
-        self._shutdown_until(time.monotonic() + budget, "on shutdown")
+        self.shutdown_until(time.monotonic() + budget, "on shutdown")
 
-    def _shutdown_until(self, deadline: float, moment: str = "at exit") -> None:
+    def shutdown_until(self, deadline: float, moment: str = "at exit") -> None:
         with self._start_lock:
-            running = self._started_pid == _process.pid and not self._shut_down and not self._late
+            running = self._started_pid == _runtime.pid and not self._shut_down and not self._late
             self._shut_down = True
             self._late = True  # records logged from now on go straight to the spool
             if not running or self.disabled:
@@ -574,58 +561,3 @@ def _handler_by_name(name: str) -> logging.Handler | None:
         handler: logging.Handler | None = get_by_name(name)
         return handler
     return logging._handlers.get(name)  # type: ignore[attr-defined,no-any-return]
-
-
-# -- process lifecycle: exit, multiprocessing children, fork ------------------------------------
-
-_exit_drain_pid = 0
-
-
-def drain_all() -> None:
-    """Shuts down every started pipeline of this process within its ``shutdown_timeout``."""
-    started = time.monotonic()
-    for handler in list(_live_handlers):
-        handler._shutdown_until(started + handler.shutdown_timeout)
-
-
-def _register_exit_drain() -> None:
-    """A multiprocessing child ends with os._exit, skipping atexit; its finalizers do run.
-
-    A child clears them as it starts, after a spawned or forkserver child has imported the
-    main module (which may log already): the finalizer is made again there, after fork."""
-    global _exit_drain_pid
-    pid = _process.pid
-    if _exit_drain_pid == pid:
-        return
-    _exit_drain_pid = pid
-    multiprocessing = sys.modules.get("multiprocessing")
-    if multiprocessing is not None:
-        from multiprocessing import util
-
-        util.register_after_fork(_DRAIN_IN_CHILDREN, _drain_as_a_finalizer)
-        if multiprocessing.parent_process() is not None:
-            _drain_as_a_finalizer(_DRAIN_IN_CHILDREN)
-
-
-class _ChildDrain:
-    """What ``multiprocessing.util.register_after_fork`` holds on to (it keeps weak refs)."""
-
-
-_DRAIN_IN_CHILDREN = _ChildDrain()
-
-
-def _drain_as_a_finalizer(_: _ChildDrain) -> None:
-    from multiprocessing import util
-
-    util.Finalize(None, drain_all, exitpriority=10)
-
-
-def _reset_all_after_fork() -> None:
-    for handler in list(_live_handlers):
-        handler.reset_after_fork()
-
-
-os.register_at_fork(after_in_child=_reset_all_after_fork)
-# Registered on import, that is when logging is configured: atexit calls the last registered
-# first, so the exit hooks an application registers afterwards still have their telemetry sent.
-atexit.register(drain_all)
