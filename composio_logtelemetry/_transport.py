@@ -18,7 +18,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from . import _process
+from . import _runtime
 from ._version import __version__
 
 DEFAULT_ENDPOINT = "https://telemetry.composio.dev/v1"
@@ -137,7 +137,7 @@ class Transport:
         """A session of this process (a forked child must not share its parent's sockets),
         and a request per endpoint prepared once: preparing each POST anew costs a third
         of requests' time."""
-        pid = _process.pid
+        pid = _runtime.pid
         if self._session is None or self._session_pid != pid:
             with self._session_lock:
                 if self._session is None or self._session_pid != pid:
@@ -212,5 +212,5 @@ class Transport:
         return retry, random.uniform(backoff / 2, backoff)
 
     def close(self) -> None:
-        if self._session is not None and self._session_pid == _process.pid:
+        if self._session is not None and self._session_pid == _runtime.pid:
             self._session.close()
