@@ -86,7 +86,7 @@ def child_env() -> dict[str, str]:
 
 _RECEIVER_SCRIPT = """
 import sys
-from composio_logtelemetry.receiver import Receiver
+from composio_logtelemetry.devtools.receiver import Receiver
 
 receiver = Receiver(latency=float(sys.argv[1])).start()
 print(receiver.base_url, flush=True)

@@ -1,8 +1,8 @@
 """End-to-end throughput: records logged -> events received by a loopback receiver (SPEC 7).
 
 Both sides log the same records (``logger.info(..., extra={"telemetry": {...}})``) to the same
-receiver (``composio_logtelemetry.receiver.Receiver`` in a process of its own), and the clock
-runs from the first log call until the receiver has stored the last event.
+receiver (``composio_logtelemetry.devtools.receiver.Receiver`` in a process of its own), and the
+clock runs from the first log call until the receiver has stored the last event.
 
 - ours: ``TelemetryQueueHandler`` -> ``TelemetryHandler`` with its defaults;
 - baseline: the original SDK design, one ``requests.post`` per event from one worker thread

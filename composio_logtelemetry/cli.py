@@ -9,7 +9,6 @@ import sys
 import time
 from collections.abc import Sequence
 
-from . import demo, receiver
 from ._delivery import Job
 from ._event import make_event
 from ._spool import Spool, default_spool_path
@@ -113,6 +112,27 @@ def _replay(spool: Spool, endpoint: str, timeout: float) -> int:
     return 1 if rejected else 0
 
 
+DEV_EXTRA_INSTALL = "pip install 'composio-logtelemetry[dev]'"
+
+
+def _dev_command(args: argparse.Namespace) -> int:
+    """``serve`` and ``demo`` are dev tooling, imported here only: they need the ``dev`` extra."""
+    try:
+        from .devtools import demo, receiver
+    except ModuleNotFoundError as error:
+        if (error.name or "").startswith("composio_logtelemetry"):
+            raise
+        print(
+            f"error: composio-logtelemetry {args.command} needs the dev extra"
+            f" ({error.name} is not installed): {DEV_EXTRA_INSTALL}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.command == "serve":
+        return receiver.serve(args.host, args.port, args.db)
+    return demo.run()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="composio-logtelemetry", description="Composio telemetry through Python logging."
@@ -148,10 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "serve":
-            return receiver.serve(args.host, args.port, args.db)
-        if args.command == "demo":
-            return demo.run()
+        if args.command in ("serve", "demo"):
+            return _dev_command(args)
         if args.command == "send":
             return _send(args)
         return _spool_command(args)

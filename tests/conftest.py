@@ -20,7 +20,7 @@ from referencing import Registry, Resource
 
 import composio_logtelemetry
 from composio_logtelemetry import _diagnostics
-from composio_logtelemetry.receiver import Receiver
+from composio_logtelemetry.devtools.receiver import Receiver
 
 
 def _schemas() -> dict[str, dict[str, Any]]:

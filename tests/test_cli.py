@@ -10,6 +10,7 @@ import sys
 import time
 from typing import Any
 
+import pytest
 import requests
 
 from composio_logtelemetry._spool import Spool
@@ -39,6 +40,24 @@ def test_demo_runs_offline_and_reports_what_arrived() -> None:
     assert "p50 ms" in result.stdout and "p95 ms" in result.stdout
     assert "error event: LookupError: Toolkit version not specified." in result.stdout
     assert result.stderr == ""
+
+
+@pytest.mark.parametrize("command", ["serve", "demo"])
+def test_dev_commands_without_the_dev_extra_say_what_to_install(command: str) -> None:
+    """``None`` in ``sys.modules`` makes the import fail as if fastjsonschema were not installed."""
+    code = (
+        "import sys; sys.modules['fastjsonschema'] = None;"
+        f" from composio_logtelemetry.cli import main; sys.exit(main([{command!r}]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        f"error: composio-logtelemetry {command} needs the dev extra"
+        " (fastjsonschema is not installed): pip install 'composio-logtelemetry[dev]'\n"
+    )
+    assert result.stdout == ""
 
 
 def test_send_metric_and_error(endpoint: FaultyEndpoint) -> None:
@@ -180,7 +199,6 @@ def test_spool_replay_stops_cleanly_when_the_endpoint_is_down(tmp_path: Any) -> 
 
 
 def test_serve_stores_prints_and_lists_events(tmp_path: Any) -> None:
-    port = closed_port()
     db = str(tmp_path / "events.sqlite3")
     server = subprocess.Popen(
         [
@@ -190,7 +208,7 @@ def test_serve_stores_prints_and_lists_events(tmp_path: Any) -> None:
             "composio_logtelemetry",
             "serve",
             "--port",
-            str(port),
+            "0",
             "--db",
             db,
         ],
@@ -201,7 +219,8 @@ def test_serve_stores_prints_and_lists_events(tmp_path: Any) -> None:
     try:
         assert server.stdout is not None
         banner = server.stdout.readline()
-        assert f"http://127.0.0.1:{port}/v1" in banner
+        port = int(banner.split("http://127.0.0.1:", 1)[1].split("/", 1)[0])
+        assert f"endpoint http://127.0.0.1:{port}/v1" in banner
         body = [{"functionName": "Served.call", "durationMs": 7.0}]
         reply = requests.post(
             f"http://127.0.0.1:{port}/v1/metrics/invocations", json=body, timeout=5
@@ -210,7 +229,8 @@ def test_serve_stores_prints_and_lists_events(tmp_path: Any) -> None:
         bad = requests.post(
             f"http://127.0.0.1:{port}/v1/errors", json={"functionName": "X"}, timeout=5
         )
-        assert bad.status_code == 400 and "error" in bad.json()["error"]
+        assert bad.status_code == 400
+        assert bad.json() == {"error": "data.error is required"}
         listed = requests.get(f"http://127.0.0.1:{port}/v1/events", timeout=5).json()
         assert [e["event"]["functionName"] for e in listed["events"]] == ["Served.call"]
         lines = [server.stdout.readline() for _ in range(2)]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from composio_logtelemetry.receiver import Receiver
+from composio_logtelemetry.devtools.receiver import Receiver
 
 from .conftest import FaultyEndpoint, run_python
 

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import requests
 
-from composio_logtelemetry.receiver import Receiver
+from composio_logtelemetry.devtools.receiver import Receiver
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 SCRIPT_TIMEOUT = 30.0

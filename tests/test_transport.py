@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from composio_logtelemetry._transport import Transport
-from composio_logtelemetry.receiver import Receiver
+from composio_logtelemetry.devtools.receiver import Receiver
 
 FLOOD_BYTES = 64 * 1024 * 1024
 

@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import Any, Literal, NoReturn, TextIO, cast
 from urllib.parse import parse_qs, urlsplit
 
-from composio_logtelemetry._schema import validate_body
+from .validation import validate_body
 
 __all__ = ["MAX_BODY_BYTES", "Receiver", "percentile", "serve"]
 
@@ -58,19 +58,6 @@ CREATE TABLE IF NOT EXISTS events (
     received_at REAL NOT NULL,
     event TEXT NOT NULL
 );
-"""
-# Files written by 0.1.0 also kept each event's functionName and durationMs in indexed columns
-# for the summary, which cost the receiver twice what the rest of the insert did: the summary
-# now lives in memory (``_FunctionStats``), and those columns go.
-_DROP_SUMMARY_COLUMNS_SQL = f"""
-BEGIN;
-DROP INDEX IF EXISTS events_by_function_duration;
-ALTER TABLE events RENAME TO events_with_summary_columns;
-{_SCHEMA_SQL}
-INSERT INTO events (id, kind, received_at, event)
-    SELECT id, kind, received_at, event FROM events_with_summary_columns;
-DROP TABLE events_with_summary_columns;
-COMMIT;
 """
 
 
@@ -396,7 +383,8 @@ _live_page_cache: list[bytes] = []
 
 def _live_page() -> bytes:
     if not _live_page_cache:
-        page = resources.files(__package__ or "composio_logtelemetry") / "static" / "index.html"
+        package = resources.files(__package__ or "composio_logtelemetry.devtools")
+        page = package / "static" / "index.html"
         _live_page_cache.append(page.read_bytes())
     return _live_page_cache[0]
 
@@ -462,9 +450,6 @@ class Receiver:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA_SQL)
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
-        if "function_name" in columns:
-            self._db.executescript(_DROP_SUMMARY_COLUMNS_SQL)
         self._json_in_sqlite = _has_json_functions(self._db)
         # One lock guards the connection, the counters, the summary and the waiters of wait_for().
         self._changed = threading.Condition(threading.Lock())

@@ -13,8 +13,7 @@ import sys
 import time
 from typing import Any, TextIO, cast
 
-from .api import timed
-from .queueing import TelemetryQueueHandler
+from .. import TelemetryQueueHandler, timed
 from .receiver import Receiver, percentile
 
 TOOLS = ("Tools.execute", "Toolkits.list", "Triggers.subscribe", "Connections.get")
