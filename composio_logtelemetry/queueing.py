@@ -16,7 +16,7 @@ import weakref
 from collections.abc import Iterable
 from typing import Any
 
-from . import _diagnostics, _runtime
+from . import _diagnostics, _runtime, _sigterm
 from ._delivery import SPOOL_HANDOFF
 from ._event import error_from_exception
 from ._options import check_bool, check_seconds, disabled_by_environment
@@ -174,6 +174,8 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
     Python 3.12's dictConfig passes a QueueHandler subclass nothing but its queue.
     """
 
+    handle_sigterm = _sigterm.HandleSigterm()
+
     def __init__(
         self,
         queue: Any = None,
@@ -182,6 +184,7 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
         respect_handler_level: bool = False,
         maxsize: int = DEFAULT_MAXSIZE,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+        handle_sigterm: bool = True,
         level: int | str = logging.NOTSET,
     ) -> None:
         if queue is not None and not callable(getattr(queue, "put_nowait", None)):
@@ -196,6 +199,7 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
         self.respect_handler_level = respect_handler_level
         self.maxsize = maxsize
         self.shutdown_timeout = shutdown_timeout
+        self.handle_sigterm = handle_sigterm  # drains on SIGTERM (see _sigterm)
         self.disabled = disabled_by_environment()
         self._started_pid = 0
         self._shut_down = False
