@@ -18,6 +18,7 @@ from urllib3.util.retry import Retry
 
 from . import _diagnostics
 from ._spool import Claim, Spool
+from ._stats import Counters
 from ._transport import Outcome, Transport, shown_url
 
 SENDERS = 4
@@ -58,7 +59,7 @@ class Delivery:
         self,
         transport: Transport,
         spool: Spool | None,
-        count: Callable[[str, int], None],
+        counters: Counters,
         *,
         batch_size: int,
         flush_interval: float,
@@ -67,7 +68,7 @@ class Delivery:
     ) -> None:
         self.transport = transport
         self.spool = spool
-        self._count = count
+        self.counters = counters
         self.batch_size = batch_size
         self._events_per_request = batch_size  # fewer once the endpoint answered 413
         self.flush_interval = flush_interval
@@ -207,7 +208,7 @@ class Delivery:
                 _diagnostics.warn("spool-read", f"cannot read the spool {self.spool.path}: {exc}")
                 claim, expired = None, 0
             if expired:
-                self._count("spool_expired", expired)
+                self.counters.add("spool_expired", expired)
             if claim is None:
                 self._next_replay = now + REPLAY_IDLE_RECHECK
                 return submitted
@@ -281,7 +282,7 @@ class Delivery:
             if time.monotonic() + wait >= self._handoff_at:
                 self._settle_failed(job, outcome.describe())
                 return
-            self._count("retried", len(job.bodies))
+            self.counters.add("retried", len(job.bodies))
             if self._stop.wait(wait):
                 return  # shutdown: the closer spools what is still unsettled
 
@@ -302,7 +303,7 @@ class Delivery:
                 self._unsettled.update(parts)
             if job.claim is not None:  # its events travel on in the parts
                 self._finish_claim(job.claim, delivered=True)
-        self._count("retried", len(job.bodies))
+        self.counters.add("retried", len(job.bodies))
         _diagnostics.warn(
             "split-413",
             f"the telemetry endpoint refused {len(job.bodies)} events in one request as too "
@@ -351,9 +352,9 @@ class Delivery:
         with self._settling(job) as mine:
             if not mine:
                 return
-            self._count("sent", len(job.bodies))
+            self.counters.add("sent", len(job.bodies))
             if job.from_spool:
-                self._count("replayed", len(job.bodies))
+                self.counters.add("replayed", len(job.bodies))
             if job.claim is not None:
                 self._finish_claim(job.claim, delivered=True)
 
@@ -361,7 +362,7 @@ class Delivery:
         with self._settling(job) as mine:
             if not mine:
                 return
-            self._count("rejected", len(job.bodies))
+            self.counters.add("rejected", len(job.bodies))
             url = shown_url(self.transport.urls[job.kind])
             _diagnostics.warn(
                 f"rejected-{outcome.status}",
@@ -378,12 +379,12 @@ class Delivery:
             if job.claim is not None:
                 self._finish_claim(job.claim, delivered=False)
                 return
-            self._count("failed", len(job.bodies))
+            self.counters.add("failed", len(job.bodies))
             self._spool_or_drop(job, reason)
 
     def _spool_or_drop(self, job: Job, reason: str) -> None:
         if self.spool is None:
-            self._count("dropped", len(job.bodies))
+            self.counters.add("dropped", len(job.bodies))
             _diagnostics.warn(
                 "dropped", f"telemetry could not be delivered ({reason}) and the spool is off"
             )
@@ -391,10 +392,10 @@ class Delivery:
         try:
             evicted = self.spool.add(job.kind, job.bodies)
         except Exception as exc:
-            self._count("dropped", len(job.bodies))
+            self.counters.add("dropped", len(job.bodies))
             _diagnostics.warn("spool-write", f"cannot write the spool {self.spool.path}: {exc}")
             return
-        self._count("spooled", len(job.bodies))
+        self.counters.add("spooled", len(job.bodies))
         if not self._draining and not self._late:  # the exit line says it then
             _diagnostics.warn(
                 "spooling",
@@ -402,7 +403,7 @@ class Delivery:
                 "to be sent when the endpoint answers again",
             )
         if evicted:
-            self._count("spool_evicted", evicted)
+            self.counters.add("spool_evicted", evicted)
             _diagnostics.warn(
                 "spool-evicted",
                 f"the spool {self.spool.path} is full (spool_max_bytes="

@@ -1,22 +1,30 @@
-"""Turn loosely typed input (snake_case or camelCase) into a valid ``TelemetryData``.
+"""The event builder: the one home of the wire rules.
 
-Validation happens here, once, so that ``create_event`` fails at the call site with a
-message naming the field, and the log path can count and explain what it drops.
+Loosely typed input (snake_case or camelCase, a log record, ``create_event``'s keywords)
+becomes a valid ``TelemetryData`` and its JSON text. Validation happens here, once, so that
+``create_event`` fails at the call site with a message naming the field, and the log path
+can count and explain what it drops. The usual record takes a one-pass fast path that lives
+inside ``EventBuilder.record_json``, next to the full path it must agree with.
 """
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import math
-import traceback
+import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
-from ._sanitize import snapshot
+from pythonjsonlogger.json import JsonEncoder
+
+from . import _redact, _sanitize
+from ._capture import CAPTURED_ERROR_ATTR, error_from_exception, snapshot
+from ._encoding import reused_encoder
 from .models import (
     EnvironmentType,
     ErrorData,
     Event,
+    EventType,
     LanguageType,
     Metadata,
     ServiceType,
@@ -126,18 +134,6 @@ def _metadata(value: object) -> Metadata:
     return result
 
 
-def error_from_exception(exc: BaseException) -> ErrorData:
-    """ErrorData for an exception: class name, ``str(exc)`` and the full chained traceback."""
-    error: dict[str, str] = {"name": type(exc).__name__}
-    try:
-        error["message"] = str(exc)
-    except Exception:
-        error["message"] = f"<unprintable {type(exc).__name__}>"
-    with contextlib.suppress(Exception):
-        error["stack"] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return cast(ErrorData, error)
-
-
 def _error(value: object) -> ErrorData:
     if isinstance(value, BaseException):
         return error_from_exception(value)
@@ -195,3 +191,208 @@ def make_event(event_type: object, payload: Mapping[str, Any]) -> Event:
     if event_type == "error" and "error" not in data:
         raise ValueError("an 'error' event needs an 'error' field (at least error.name)")
     return cast(Event, (event_type, cast(TelemetryData, data)))
+
+
+# -- completing an event: defaults, JSON-safe values, bounds, redaction, JSON text -------------
+
+_ENVIRONMENTS = {member.value for member in EnvironmentType}
+_USUAL_KEYS = frozenset({"functionName", "durationMs", "timestamp", "props", "metadata"})
+_USUAL_METADATA_KEYS = frozenset(_METADATA_KEYS)
+
+
+def _default_source() -> dict[str, str]:
+    source = {"language": "python", "service": "sdk"}
+    environment = os.environ.get("ENVIRONMENT", "").strip().lower()
+    if environment in _ENVIRONMENTS:
+        source["environment"] = environment
+    return source
+
+
+def _clean_values(section: Mapping[str, str]) -> dict[str, str]:
+    return {key: _sanitize.clean_text(text, _sanitize.MAX_NAME) for key, text in section.items()}
+
+
+def _usual_text(text: str) -> bool:
+    """Text that ``clean_text`` keeps as it is: ASCII (no lone surrogates), and short."""
+    return text.isascii() and len(text) <= _sanitize.MAX_NAME
+
+
+class EventBuilder:
+    """Turns records and loose payloads into complete, schema-valid events and their JSON."""
+
+    def __init__(
+        self,
+        *,
+        source: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        capture_exceptions: bool = True,
+        redact: bool = True,
+    ) -> None:
+        defaults = normalize_telemetry(
+            {"source": {**_default_source(), **(source or {})}, "metadata": metadata or {}}
+        )
+        self.default_source: dict[str, str] = dict(defaults["source"])
+        self.default_metadata: dict[str, str] = dict(defaults["metadata"])
+        self.capture_exceptions = capture_exceptions
+        self.redact = redact
+        self._encode = reused_encoder(
+            JsonEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
+        )
+        self._default_source_json = self._encode(self.default_source)
+
+    def record_json(self, record: logging.LogRecord) -> tuple[EventType, str] | None:
+        """The event type and JSON text a record carries, ``None`` if it carries none.
+
+        The usual record (a metric whose telemetry is a plain camelCase dict of valid,
+        short, ASCII values) is encoded in one pass; every other record takes
+        ``record_event``, which handles every case and raises what is invalid."""
+        text = self._usual_metric_json(record)
+        if text is not None:
+            return "metric", text
+        event = self.record_event(record)
+        return None if event is None else (event[0], self.to_json(event[1]))
+
+    def record_event(self, record: logging.LogRecord) -> Event | None:
+        """The complete event a record carries, ``None`` if it carries none.
+
+        Raises ``ValueError``/``TypeError`` naming the field when its telemetry is invalid.
+        """
+        telemetry = getattr(record, "telemetry", None)
+        error: ErrorData | None = getattr(record, CAPTURED_ERROR_ATTR, None)
+        if error is None and record.exc_info and record.exc_info[1] is not None:
+            error = error_from_exception(record.exc_info[1])
+        if telemetry is None:
+            if error is None or not self.capture_exceptions:
+                return None
+            data: dict[str, Any] = {}
+        else:
+            data = normalize_telemetry(telemetry)
+        if error is not None and self.capture_exceptions:
+            data.setdefault("error", error)
+        if "functionName" not in data:
+            data["functionName"] = record.funcName or record.name
+        if "timestamp" not in data:
+            data["timestamp"] = record.created
+        return self._completed(data, None)
+
+    def _usual_metric_json(self, record: logging.LogRecord) -> str | None:
+        """``to_json(record_event(record)[1])`` of the usual record, in one pass; None for any
+        other. The default source's JSON is encoded once."""
+        telemetry = getattr(record, "telemetry", None)
+        if (
+            type(telemetry) is not dict
+            or not _USUAL_KEYS.issuperset(telemetry)
+            or record.exc_info
+            or getattr(record, CAPTURED_ERROR_ATTR, None) is not None
+        ):
+            return None
+        name = telemetry.get("functionName")
+        if type(name) is not str or not _usual_text(name) or not name or name.isspace():
+            return None
+        fields: dict[str, Any] = {"functionName": name}
+        duration = telemetry.get("durationMs")
+        if duration is not None:
+            if type(duration) is not float or not 0.0 <= duration < math.inf:
+                return None
+            fields["durationMs"] = duration
+        timestamp = telemetry.get("timestamp")
+        if timestamp is None:
+            timestamp = record.created
+        elif type(timestamp) is not float or not -math.inf < timestamp < math.inf:
+            return None
+        fields["timestamp"] = timestamp
+        props = telemetry.get("props")
+        if props is not None:
+            if type(props) is not dict:
+                return None
+            fields["props"] = _sanitize.to_json_safe(props, redact=self.redact)
+        metadata = self._usual_metadata(telemetry.get("metadata"))
+        if metadata is None:
+            return None
+        if metadata:
+            fields["metadata"] = metadata
+        text = self._encode(fields)
+        if props is not None and len(text) > _sanitize.MAX_PROPS_BYTES // 4:
+            return None  # props may need bounding
+        return f'{text[:-1]},"source":{self._default_source_json}}}'
+
+    def _usual_metadata(self, metadata: object) -> dict[str, Any] | None:
+        """The defaults under a record's plain metadata; None if it is not plain."""
+        if metadata is None:
+            return self.default_metadata
+        if type(metadata) is not dict or not _USUAL_METADATA_KEYS.issuperset(metadata):
+            return None
+        merged = dict(self.default_metadata)
+        for key, text in metadata.items():
+            if text is None:
+                continue
+            if type(text) is not str or not _usual_text(text):
+                return None
+            merged[key] = text
+        return merged
+
+    def rebuild(self, event_type: object, payload: Mapping[str, Any]) -> Event:
+        """A payload from outside (``push_event``, ``before_send``, a formatter hook) checked
+        and completed as a record's is; raises naming the bad field."""
+        checked_type, checked = make_event(event_type, payload)
+        return self.complete(checked, checked_type)
+
+    def complete(self, data: TelemetryData, event_type: EventType | None = None) -> Event:
+        """Defaults merged under ``data``, values made JSON-safe, bounded and redacted."""
+        return self._completed(dict(data), event_type)
+
+    def _completed(self, payload: dict[str, Any], event_type: EventType | None) -> Event:
+        """``complete`` on a dict of our own, changed in place (the listener's hot path)."""
+        payload["functionName"] = _sanitize.clean_text(payload["functionName"], _sanitize.MAX_NAME)
+        own_source, own_metadata = payload.get("source"), payload.get("metadata")
+        payload["source"] = (
+            {**self.default_source, **_clean_values(own_source)}
+            if own_source
+            else self.default_source.copy()
+        )
+        if own_metadata:
+            payload["metadata"] = {**self.default_metadata, **_clean_values(own_metadata)}
+        elif self.default_metadata:
+            payload["metadata"] = self.default_metadata.copy()
+        else:
+            payload.pop("metadata", None)
+        if "props" in payload:
+            payload["props"] = _sanitize.to_json_safe(payload["props"], redact=self.redact)
+        if "error" in payload:
+            payload["error"] = self._clean_error(payload["error"])
+        if event_type is None:
+            event_type = "error" if "error" in payload else "metric"
+        data: Any = payload
+        return event_type, data
+
+    def _clean_error(self, error: dict[str, str]) -> ErrorData:
+        cleaned: dict[str, str] = {}
+        for key, text in error.items():
+            if key == "stack":
+                cleaned[key] = _sanitize.clean_stack(self._redacted(text, 4 * _sanitize.MAX_STACK))
+            elif key == "message":
+                cleaned[key] = _sanitize.clean_text(
+                    self._redacted(text, 4 * _sanitize.MAX_MESSAGE), _sanitize.MAX_MESSAGE
+                )
+            else:
+                cleaned[key] = _sanitize.clean_text(text, _sanitize.MAX_NAME)
+        result: ErrorData = cleaned  # type: ignore[assignment]
+        return result
+
+    def _redacted(self, text: str, scan_limit: int) -> str:
+        """Redacts at most ``scan_limit`` characters, so a huge message costs bounded time."""
+        if len(text) > scan_limit:
+            text = f"{text[:scan_limit]}...[truncated {len(text) - scan_limit} chars]"
+        return _redact.redact_text(text) if self.redact else text
+
+    def to_json(self, data: Mapping[str, Any]) -> str:
+        """The JSON text of one complete event, as it goes on the wire, with its props
+        bounded. Values are plain JSON by now (``to_json_safe`` converted the odd ones with
+        python-json-logger's encoder, and left no cycles), so one reused encoder does."""
+        text = self._encode(data)
+        props = data.get("props")
+        if type(props) is dict and len(text) > _sanitize.MAX_PROPS_BYTES // 4:
+            bounded = _sanitize.bound_props(props)
+            if bounded is not props:
+                text = self._encode({**data, "props": bounded})
+        return text

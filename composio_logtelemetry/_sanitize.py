@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from itertools import islice
 from typing import Any
 
 from pythonjsonlogger.json import JsonEncoder
@@ -23,7 +22,6 @@ MAX_DEPTH = 12
 MAX_VALUES = 4096
 """Values walked in one props: more could not fit in ``MAX_PROPS_BYTES`` anyway, and a value
 that shares its parts (``[row] * 200``, nested) would otherwise take exponential time."""
-MAX_COPIES = 100  # containers that ``snapshot`` copies on the logging thread
 MAX_PROPS_BYTES = 32 * 1024
 MAX_MESSAGE = 8192
 MAX_STACK = 32 * 1024
@@ -34,7 +32,6 @@ _encoder = JsonEncoder()
 _CUT_MARK = re.compile(r"\.\.\.\[truncated \d+ chars\]")
 _STACK_CUT_MARK = re.compile(r"\n\.\.\.\[truncated \d+ chars\]\.\.\.\n")
 _ITEMS_CUT_MARK = re.compile(r"\[truncated \d+ items\]")
-_COPIED_TYPES = frozenset({dict, list, set})
 TOO_MANY_VALUES = f"<more than {MAX_VALUES} values>"
 
 
@@ -205,60 +202,3 @@ def bound_props(props: dict[str, Any]) -> dict[str, Any]:
         budget -= item_size
     kept["_truncated"] = f"props exceeded {MAX_PROPS_BYTES} bytes ({size} bytes); some dropped"
     return kept
-
-
-def snapshot(telemetry: Any, *, props: bool = False) -> Any:
-    """``telemetry`` (or, with ``props``, an event's props) with the dicts, lists and sets in
-    it copied, so that an event says what was true when it was logged even if the
-    application goes on changing the same dict (the listener reads it later). A part shared
-    by two fields, or a cycle, is one in the copy too.
-
-    The logging thread pays at most for what ``to_json_safe`` will send: ``MAX_DEPTH``
-    levels, ``MAX_ITEMS`` per container, ``MAX_COPIES`` containers in all; past that, and
-    for any other mutable object, the listener reads the application's own value.
-    """
-    if type(telemetry) is not dict:
-        return telemetry  # not a dict: invalid, and explained as it was given
-    if props or len(telemetry) > MAX_ITEMS:
-        return _copied(telemetry, 0, {}, props)
-    # The usual shape first, in one pass: fields, and dicts (props, metadata) of scalars.
-    copied = telemetry.copy()
-    for key, item in copied.items():
-        kind = type(item)
-        if kind is dict and len(item) <= MAX_ITEMS:
-            for value in item.values():
-                if type(value) in _COPIED_TYPES:
-                    return _copied(telemetry, 0, {}, False)
-            copied[key] = item.copy()
-        elif kind in _COPIED_TYPES:
-            return _copied(telemetry, 0, {}, False)
-    return copied
-
-
-def _copied(value: Any, depth: int, copies: dict[int, Any], in_props: bool) -> Any:
-    """``in_props``: below the telemetry's own fields, in the free-form props."""
-    if type(value) is set:
-        # In props, as the list it will be sent as: a copied set may iterate in another
-        # order. Anywhere else it is invalid, and its type is what the message names.
-        copied: Any = list(value) if in_props else value.copy()
-        copies[id(value)] = copied
-        return copied
-    copied = value.copy()
-    copies[id(value)] = copied
-    if depth >= MAX_DEPTH:
-        return copied
-    items: Any = copied.items() if type(copied) is dict else enumerate(copied)
-    values: Any = copied.values() if type(copied) is dict else copied
-    if len(copied) > MAX_ITEMS:
-        items, values = islice(items, MAX_ITEMS), islice(values, MAX_ITEMS)
-    if _COPIED_TYPES.isdisjoint(map(type, values)):
-        return copied  # flat, the usual case: the copy is complete
-    for key, item in items:
-        if type(item) in _COPIED_TYPES:
-            seen = copies.get(id(item))
-            if seen is not None:
-                copied[key] = seen
-            elif len(copies) < MAX_COPIES:
-                below = in_props or (depth == 0 and key == "props")
-                copied[key] = _copied(item, depth + 1, copies, below)
-    return copied

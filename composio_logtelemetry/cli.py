@@ -41,8 +41,8 @@ def _send(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     formatter = TelemetryFormatter()
-    event_type, data = formatter.complete_event(data, event_type)
-    job = Job(event_type, [formatter.serialize_event(data)])
+    event_type, data = formatter.checked(data, event_type)
+    job = Job(event_type, [formatter.serialize(data)])
     transport = _transport(endpoint, args.timeout)
     started = time.perf_counter()
     outcome = transport.post(event_type, job.payload())

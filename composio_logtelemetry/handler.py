@@ -8,44 +8,26 @@ from __future__ import annotations
 
 import logging
 import os
-import random
-import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from . import _diagnostics, _runtime
+from ._capture import CAPTURED_ERROR_ATTR
 from ._delivery import SENDERS, Delivery
-from ._event import make_event
 from ._options import check_bool, check_count, check_rate, check_seconds, disabled_by_environment
+from ._policy import BeforeSend, Policy
 from ._runtime import holds_logging_lock, register_library_thread, run_outside_logging_lock
 from ._spool import Spool, default_spool_path
+from ._stats import STAT_KEYS, Counters
 from ._transport import DEFAULT_ENDPOINT, Transport, check_endpoint
 from .formatter import TelemetryFormatter
-from .models import Event, TelemetryData
+from .models import Event
 
 __all__ = ["STAT_KEYS", "TelemetryHandler"]
 
-STAT_KEYS = (
-    "sent",
-    "failed",
-    "retried",
-    "rejected",
-    "dropped",
-    "spooled",
-    "replayed",
-    "invalid",
-    "sampled_out",
-    "rate_limited",
-    "filtered",
-    "spool_evicted",
-    "spool_expired",
-)
-ERRORS_PER_NAME_PER_MINUTE = 30
 CLOSE_TIMEOUT = 5.0
-
-BeforeSend = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 
 _open_handlers: set[logging.Handler] = set()
 """Strong references: in a dictConfig on 3.10/3.11 only a name (a weak reference) points at a
@@ -57,6 +39,10 @@ class TelemetryHandler(logging.Handler):
 
     Every option can be given from ``logging.config.dictConfig``; see README.rst.
     """
+
+    _capture_endpoint: str | None = None
+    """Set by the pytest plugin while a test captures telemetry: every engine made meanwhile
+    sends there, with no spool, whatever the handler's own endpoint (which stays as it is)."""
 
     def __init__(
         self,
@@ -109,8 +95,7 @@ class TelemetryHandler(logging.Handler):
         self.spool_max_bytes = check_count("spool_max_bytes", spool_max_bytes, minimum=1)
         self.max_retries = check_count("max_retries", max_retries, minimum=0)
         self.retry_backoff = check_seconds("retry_backoff", retry_backoff, minimum=0.0)
-        self.sample_rate = check_rate("sample_rate", sample_rate)
-        self.sample_rates = {
+        rates = {
             name: check_rate(f"sample_rates[{name!r}]", rate)
             for name, rate in (sample_rates or {}).items()
         }
@@ -126,13 +111,17 @@ class TelemetryHandler(logging.Handler):
         )
         super().__init__(level)
         self.setFormatter(formatter)
-        self.sample_errors = sample_errors
-        self.before_send = before_send
         self.enabled = (not disabled_by_environment()) if enabled is None else enabled
         self.spool_path = os.fspath(spool_path or default_spool_path(self.endpoint))
-        self._stats = dict.fromkeys(STAT_KEYS, 0)
-        self._stats_lock = threading.Lock()
-        self._error_window: dict[str, tuple[float, int]] = {}
+        self.counters = Counters()
+        self.policy = Policy(
+            self.counters,
+            sample_rate=check_rate("sample_rate", sample_rate),
+            sample_rates=rates,
+            sample_errors=sample_errors,
+            before_send=before_send,
+            rebuild=lambda event_type, data: self.telemetry_formatter.checked(data, event_type),
+        )
         self.spool = spool
         self.background = False
         _open_handlers.add(self)
@@ -165,8 +154,9 @@ class TelemetryHandler(logging.Handler):
         return delivery
 
     def _new_delivery(self) -> Delivery:
+        capture = TelemetryHandler._capture_endpoint
         transport = Transport(
-            self.endpoint,
+            capture or self.endpoint,
             timeout=self.timeout,
             max_retries=self.max_retries,
             retry_backoff=self.retry_backoff,
@@ -174,13 +164,13 @@ class TelemetryHandler(logging.Handler):
         )
         spool = (
             Spool(self.spool_path, max_bytes=self.spool_max_bytes, ttl=self.spool_ttl)
-            if self.spool
+            if self.spool and capture is None
             else None
         )
         delivery = Delivery(
             transport,
             spool,
-            self._count,
+            self.counters,
             batch_size=self.batch_size,
             flush_interval=self.flush_interval,
             background=self.background,
@@ -194,13 +184,21 @@ class TelemetryHandler(logging.Handler):
         """This process's engine, if it has one (a forked child starts without)."""
         return self._delivery if self._delivery_pid == _runtime.pid else None
 
+    def _renew_delivery(self, deadline: float) -> None:
+        """Closes this process's engine (sending until ``deadline``, spooling the rest): the
+        next event makes a new one, for the endpoint in force then (the pytest plugin's seam)."""
+        with self._delivery_lock:
+            delivery = self._current_delivery()
+            self._delivery = None
+        if delivery is not None:
+            delivery.close(deadline)
+
     def reset_after_fork(self) -> None:
         """Forgets the parent's engine: its threads and sockets do not exist in the child."""
         self._delivery = None
         self._delivery_lock = threading.Lock()
-        self._stats_lock = threading.Lock()
-        self._stats = dict.fromkeys(STAT_KEYS, 0)
-        self._error_window.clear()
+        self.counters = Counters()
+        self.policy.reset_after_fork(self.counters)
 
     # -- records and events ----------------------------------------------------------------
 
@@ -209,115 +207,45 @@ class TelemetryHandler(logging.Handler):
             return
         formatter = self.telemetry_formatter
         try:
-            text = formatter.usual_metric_json(record) if self._takes_usual_path() else None
-            event = formatter.build_event(record) if text is None else None
+            if self.policy.passes_metrics and not _may_carry_error(record):
+                built = formatter.event_json(record)
+            else:
+                event = formatter.event(record)
+                event = None if event is None else self.policy.admit(event)
+                built = None if event is None else (event[0], formatter.serialize(event[1]))
         except Exception as exc:  # also hostile input: a mapping whose items() raises...
-            self._invalid(exc, f"logger {record.name!r}, function {record.funcName!r}")
+            self.counters.invalid(exc, f"logger {record.name!r}, function {record.funcName!r}")
+            return
+        if built is None:
             return
         try:
-            if text is not None:
-                self._engine().add("metric", text)
-            elif event is not None:
-                self._deliver(event)
+            self._engine().add(*built)
         except Exception:
             self.handleError(record)
-
-    def _takes_usual_path(self) -> bool:
-        """The one-pass path skips sampling, ``before_send`` and a subclass's formatting."""
-        return (
-            self.before_send is None
-            and self.sample_rate >= 1.0
-            and not self.sample_rates
-            and type(self.telemetry_formatter) is TelemetryFormatter
-        )
 
     def emit_event(self, event: Event) -> None:
         """Delivers an event made by ``create_event`` (the ``push_event`` path)."""
         if not self.enabled:
             return
+        formatter = self.telemetry_formatter
         try:
             if type(event) is not tuple or len(event) != 2:
                 raise TypeError(
                     "push_event takes the (type, data) event that create_event() returns, "
                     f"got {type(event).__name__}"
                 )
-            event_type, data = event
-            checked_type, checked = make_event(event_type, data)
-            event = self.telemetry_formatter.complete_event(checked, checked_type)
-        except Exception as exc:
-            self._invalid(exc, "push_event")
-            return
-        self._deliver(event)
-
-    def _deliver(self, event: Event) -> None:
-        event_type, data = event
-        if self._sampled_out(event_type, data):
-            return
-        if self.before_send is not None:
-            changed = self._apply_before_send(event)
-            if changed is None:
+            admitted = self.policy.admit(formatter.checked(event[1], event[0]))
+            if admitted is None:
                 return
-            event_type, data = changed
-        self._engine().add(event_type, self.telemetry_formatter.serialize_event(data))
-
-    def _sampled_out(self, event_type: str, data: TelemetryData) -> bool:
-        if event_type == "error" and self._rate_limited(data.get("error", {}).get("name", "")):
-            self._count("rate_limited", 1)
-            return True
-        if event_type == "error" and not self.sample_errors:
-            return False
-        rate = self.sample_rates.get(data["functionName"], self.sample_rate)
-        if rate < 1.0 and random.random() >= rate:
-            self._count("sampled_out", 1)
-            return True
-        return False
-
-    def _rate_limited(self, error_name: str) -> bool:
-        """At most ERRORS_PER_NAME_PER_MINUTE of one exception name: a storm stays a trickle."""
-        now = time.monotonic()
-        started, seen = self._error_window.get(error_name, (now, 0))
-        if now - started >= 60.0:
-            started, seen = now, 0
-        if len(self._error_window) > 1000:
-            self._error_window.clear()
-        self._error_window[error_name] = (started, seen + 1)
-        return seen >= ERRORS_PER_NAME_PER_MINUTE
-
-    def _apply_before_send(self, event: Event) -> Event | None:
-        assert self.before_send is not None
-        event_type, data = event
-        try:
-            changed = self.before_send(dict(data))
-            if changed is None:
-                self._count("filtered", 1)
-                return None
-            checked_type, checked = make_event(event_type, changed)
-            return self.telemetry_formatter.complete_event(checked, checked_type)
+            text = formatter.serialize(admitted[1])
         except Exception as exc:
-            self._invalid(exc, "before_send")
-            return None
-
-    def _invalid(self, exc: BaseException, where: str) -> None:
-        self._count("invalid", 1)
-        try:
-            reason = str(exc)
-        except Exception:
-            reason = "<unprintable>"
-        if not isinstance(exc, TypeError | ValueError):
-            reason = f"{type(exc).__name__}: {reason}"
-        _diagnostics.warn(
-            f"invalid:{type(exc).__name__}:{_kind_of_problem(reason)}",
-            f"telemetry not sent, invalid event from {where}: {reason}",
-        )
-
-    def _count(self, key: str, amount: int) -> None:
-        with self._stats_lock:
-            self._stats[key] += amount
+            self.counters.invalid(exc, "push_event")
+            return
+        self._engine().add(admitted[0], text)
 
     def stats(self) -> dict[str, int]:
         """Counters for every way an event left: sent, or why not."""
-        with self._stats_lock:
-            return dict(self._stats)
+        return self.counters.snapshot()
 
     def handleError(self, record: logging.LogRecord) -> None:
         """A short rate-limited line instead of a traceback per record."""
@@ -379,8 +307,7 @@ class TelemetryHandler(logging.Handler):
 
     def undelivered(self) -> int:
         """Events that left without being delivered: failed, rejected or dropped."""
-        stats = self.stats()
-        return stats["failed"] + stats["rejected"] + stats["dropped"]
+        return self.counters.undelivered()
 
     def close_delivery(self, deadline: float) -> None:
         """Sends until ``deadline``, then spools the rest (interpreter exit)."""
@@ -398,10 +325,11 @@ class TelemetryHandler(logging.Handler):
         super().close()
 
 
-_VALUES_IN_REASON = re.compile(r"""'[^']*'|"[^"]*"|-?\b\d[\d.e+-]*|, got .*$""")
-
-
-def _kind_of_problem(reason: str) -> str:
-    """The reason without the values in it: 'durationMs must be >= 0, got -1.0' is said once
-    a minute, not once for each value an application gets wrong."""
-    return _VALUES_IN_REASON.sub("_", reason)
+def _may_carry_error(record: logging.LogRecord) -> bool:
+    """Whether ``record`` may be an error event, which the policy must see (rate limit)."""
+    telemetry = getattr(record, "telemetry", None)
+    return (
+        record.exc_info is not None
+        or getattr(record, CAPTURED_ERROR_ATTR, None) is not None
+        or (telemetry is not None and (type(telemetry) is not dict or "error" in telemetry))
+    )

@@ -17,53 +17,19 @@ from collections.abc import Iterable
 from typing import Any
 
 from . import _diagnostics, _runtime, _sigterm
+from ._capture import QueuedRecord, capture
 from ._delivery import SPOOL_HANDOFF
-from ._event import error_from_exception
 from ._options import check_bool, check_seconds, disabled_by_environment
 from ._runtime import holds_logging_lock, register_library_thread, run_outside_logging_lock
-from ._sanitize import snapshot
-from .formatter import CAPTURED_ERROR_ATTR
-from .handler import STAT_KEYS, TelemetryHandler
-from .models import ErrorData, Event
+from ._stats import STAT_KEYS
+from .handler import TelemetryHandler
+from .models import Event
 
 __all__ = ["TelemetryQueueHandler", "TelemetryQueueListener"]
 
 EXCLUDED_LOGGERS = frozenset({"composio_logtelemetry", "urllib3", "requests", "charset_normalizer"})
 DEFAULT_MAXSIZE = 10_000
 DEFAULT_SHUTDOWN_TIMEOUT = 5.0
-
-
-def _captured_error(record: logging.LogRecord) -> ErrorData | None:
-    exc = record.exc_info[1] if record.exc_info else None
-    return None if exc is None else error_from_exception(exc)
-
-
-class QueuedRecord(logging.LogRecord):
-    """The part of a LogRecord that telemetry needs, kept while it waits in the queue.
-
-    A full record holds some 600 bytes and the exception's frames; this holds the fields
-    ``TelemetryFormatter`` reads (and ``levelno`` for ``respect_handler_level``), with the
-    telemetry as it is now: the application may change its dict once the log call returns.
-    """
-
-    __slots__ = (
-        "created",
-        "exc_info",
-        "funcName",
-        "levelno",
-        "name",
-        "telemetry",
-        CAPTURED_ERROR_ATTR,
-    )
-
-    def __init__(self, record: logging.LogRecord) -> None:  # no super(): nothing else is needed
-        self.name = record.name
-        self.levelno = record.levelno
-        self.funcName = record.funcName
-        self.created = record.created
-        self.telemetry = snapshot(record.__dict__.get("telemetry"))
-        self.exc_info = None
-        setattr(self, CAPTURED_ERROR_ATTR, _captured_error(record))
 
 
 class _FlushRequest:
@@ -291,24 +257,12 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
         return True
 
     def prepare(self, record: logging.LogRecord) -> Any:
-        """Captures what the listener will need before the application moves on: the
-        telemetry as it is now (the application may change its dict next; see ``snapshot``)
-        and the exception as picklable ErrorData.
-
-        The stdlib formats and copies every record; a telemetry record needs no formatting.
-        When only telemetry handlers listen, a fifth-of-the-size ``QueuedRecord`` waits in
-        the queue instead of the copy.
-        """
-        if self._compact:
-            return QueuedRecord(record)
-        prepared = copy.copy(record)
-        fields = prepared.__dict__
-        if "telemetry" in fields:
-            fields["telemetry"] = snapshot(fields["telemetry"])
-        if record.exc_info is not None:
-            fields[CAPTURED_ERROR_ATTR] = _captured_error(record)
-            prepared.exc_info = None
-            prepared.exc_text = None
+        """Captures what the listener will need before the application moves on (see
+        ``_capture``): the stdlib formats and copies every record, but a telemetry record
+        needs no formatting, and when only telemetry handlers listen, a fifth-of-the-size
+        ``QueuedRecord`` waits in the queue instead of the copy."""
+        prepared = QueuedRecord(record) if self._compact else copy.copy(record)
+        capture(prepared)
         return prepared
 
     def enqueue(self, record: Any) -> None:

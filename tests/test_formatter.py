@@ -8,6 +8,7 @@ import datetime
 import decimal
 import json
 import logging
+import logging.config
 import math
 import sys
 import uuid
@@ -24,20 +25,18 @@ from composio_logtelemetry import (
     TelemetryFormatter,
     create_event,
 )
+from composio_logtelemetry._capture import CAPTURED_ERROR_ATTR, MAX_COPIES, snapshot
 from composio_logtelemetry._encoding import reused_encoder
 from composio_logtelemetry._sanitize import (
-    MAX_COPIES,
     MAX_DEPTH,
     MAX_MESSAGE,
     MAX_PROPS_BYTES,
     MAX_STACK,
     MAX_STRING,
     TOO_MANY_VALUES,
-    snapshot,
 )
-from composio_logtelemetry.formatter import CAPTURED_ERROR_ATTR
 
-from .conftest import VALIDATORS
+from .conftest import VALIDATORS, FaultyEndpoint
 from .hostile import Colour, ItemlessDict, UnlistableList, Unprintable
 
 
@@ -103,7 +102,7 @@ def test_function_name_and_timestamp_default_to_the_record() -> None:
 
 def test_record_without_telemetry_or_exception_formats_to_nothing() -> None:
     assert TelemetryFormatter().format(make_record()) == ""
-    assert TelemetryFormatter().build_event(make_record()) is None
+    assert TelemetryFormatter().event(make_record()) is None
 
 
 def test_exception_becomes_an_error_event_with_the_chained_stack() -> None:
@@ -132,7 +131,7 @@ def test_capture_exceptions_off_ignores_a_bare_exception() -> None:
 def test_error_captured_by_the_queue_handler_is_used() -> None:
     """The queue handler drops ``exc_info`` and leaves the ErrorData it captured."""
     record = make_record({"functionName": "F"}, **{CAPTURED_ERROR_ATTR: {"name": "Captured"}})
-    event = TelemetryFormatter().build_event(record)
+    event = TelemetryFormatter().event(record)
     assert event is not None
     assert event[0] == "error"
     assert event[1]["error"] == {"name": "Captured"}
@@ -543,7 +542,7 @@ def test_redaction_can_be_turned_off() -> None:
 )
 def test_build_event_names_the_bad_field(telemetry: Any, error: type, field: str) -> None:
     with pytest.raises(error, match=field.replace("(", r"\(").replace(".", r"\.")):
-        TelemetryFormatter().build_event(make_record(telemetry))
+        TelemetryFormatter().event(make_record(telemetry))
 
 
 @pytest.mark.parametrize(
@@ -666,25 +665,55 @@ _telemetry_dicts = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=400, deadline=None)
+_usual_text = st.text(
+    st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=20
+).filter(lambda text: not text.isspace())
+_usual_telemetry = st.fixed_dictionaries(
+    {"functionName": _usual_text},
+    optional={
+        "durationMs": st.floats(min_value=0, max_value=1e12) | st.none(),
+        "timestamp": st.floats(allow_nan=False, allow_infinity=False) | st.none(),
+        "props": st.dictionaries(st.text(max_size=8), _json_values, max_size=4) | st.none(),
+        "metadata": st.dictionaries(
+            st.sampled_from(["projectId", "provider"]), st.none() | _usual_text
+        )
+        | st.none(),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
 @given(
-    telemetry=_telemetry_dicts,
+    telemetry=_usual_telemetry,
     metadata=st.sampled_from([None, {"provider": "openai"}]),
     redact=st.booleans(),
 )
 def test_the_one_pass_path_writes_what_the_full_path_writes(
     telemetry: dict[str, Any], metadata: dict[str, str] | None, redact: bool
 ) -> None:
+    """Every usual record takes the one-pass path, and it writes the full path's event."""
     formatter = TelemetryFormatter(metadata=metadata, source={"version": "1.0"}, redact=redact)
     record = make_record(telemetry)
-    text = formatter.usual_metric_json(record)
-    if text is None:
-        return  # not the usual record: build_event handles and explains it
-    event_type, data = formatter.build_event(record) or ("none", {})
-    assert event_type == "metric"
-    expected = formatter.serialize_event(data)
+    text = formatter.builder._usual_metric_json(record)
+    assert text is not None
+    event = formatter.builder.record_event(record)
+    assert event is not None and event[0] == "metric"
+    expected = formatter.builder.to_json(event[1])
     assert _canonical(text) == _canonical(expected)  # the same JSON, keys maybe in another order
     VALIDATORS["metric"].validate([json.loads(text)])
+
+
+@settings(max_examples=200, deadline=None)
+@given(telemetry=_telemetry_dicts)
+def test_the_one_pass_path_declines_or_agrees(telemetry: dict[str, Any]) -> None:
+    """On any record, the one-pass path either declines it or agrees with the full path."""
+    formatter = TelemetryFormatter()
+    record = make_record(telemetry)
+    text = formatter.builder._usual_metric_json(record)
+    if text is not None:
+        event = formatter.builder.record_event(record)
+        assert event is not None
+        assert _canonical(text) == _canonical(formatter.builder.to_json(event[1]))
 
 
 def _canonical(text: str) -> str:
@@ -699,7 +728,7 @@ def test_the_usual_record_takes_the_one_pass_path() -> None:
         {"functionName": "Tools.execute", "metadata": {"provider": "openai", "projectId": None}},
         {"functionName": "Tools.execute", "props": {"nested": {"list": [1, "two"]}}},
     ):
-        assert formatter.usual_metric_json(make_record(telemetry)) is not None
+        assert formatter.builder._usual_metric_json(make_record(telemetry)) is not None
 
 
 @pytest.mark.parametrize(
@@ -715,11 +744,103 @@ def test_the_usual_record_takes_the_one_pass_path() -> None:
     ],
 )
 def test_other_records_take_the_full_path(telemetry: dict[str, Any]) -> None:
-    assert TelemetryFormatter().usual_metric_json(make_record(telemetry)) is None
+    assert TelemetryFormatter().builder._usual_metric_json(make_record(telemetry)) is None
 
 
 def test_an_exception_on_the_record_takes_the_full_path() -> None:
     record = make_record({"functionName": "f"}, exc_info=exc_info_of(KeyError("k")))
-    assert TelemetryFormatter().usual_metric_json(record) is None
+    assert TelemetryFormatter().builder._usual_metric_json(record) is None
     captured = make_record({"functionName": "f"}, **{CAPTURED_ERROR_ATTR: {"name": "E"}})
-    assert TelemetryFormatter().usual_metric_json(captured) is None
+    assert TelemetryFormatter().builder._usual_metric_json(captured) is None
+
+
+# -- python-json-logger's hooks shape what is sent ---------------------------------------------
+
+
+class AddsARegion(TelemetryFormatter):
+    """What a python-json-logger user writes: one hook overridden."""
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        log_data["props"] = {**log_data.get("props", {}), "region": "eu"}
+        return log_data
+
+
+class BreaksTheEvent(TelemetryFormatter):
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        log_data["durationMs"] = "slow"
+        return log_data
+
+
+def _configure_with_formatter(
+    formatter_class: type[TelemetryFormatter], endpoint_url: str, tmp_path: Any
+) -> logging.Logger:
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {"shaped": {"()": formatter_class}},
+            "handlers": {
+                "telemetry": {
+                    "class": "composio_logtelemetry.TelemetryQueueHandler",
+                    "handlers": ["composio"],
+                },
+                "composio": {
+                    "class": "composio_logtelemetry.TelemetryHandler",
+                    "endpoint": endpoint_url,
+                    "formatter": "shaped",
+                    "spool_path": str(tmp_path / "spool.sqlite3"),
+                },
+            },
+            "loggers": {"hooks": {"handlers": ["telemetry"], "level": "INFO", "propagate": False}},
+        }
+    )
+    return logging.getLogger("hooks")
+
+
+def _queue_handler(logger: logging.Logger) -> Any:
+    [handler] = logger.handlers
+    return handler
+
+
+def test_a_subclass_hook_set_by_dictconfig_shapes_metric_and_error_events(
+    endpoint: FaultyEndpoint, tmp_path: Any
+) -> None:
+    logger = _configure_with_formatter(AddsARegion, endpoint.base_url, tmp_path)
+    try:
+        logger.info("ran", extra={"telemetry": {"functionName": "Tools.execute"}})
+        try:
+            raise KeyError("missing")
+        except KeyError:
+            logger.exception("failed")
+        assert _queue_handler(logger).flush(10.0)
+    finally:
+        logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
+    assert {kind: event["props"] for kind, event in endpoint.events} == {
+        "metric": {"region": "eu"},
+        "error": {"region": "eu"},
+    }
+    assert endpoint.violations == []
+
+
+def test_a_hook_that_returns_an_invalid_event_is_counted_and_explained(
+    endpoint: FaultyEndpoint, tmp_path: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    logger = _configure_with_formatter(BreaksTheEvent, endpoint.base_url, tmp_path)
+    try:
+        logger.info("ran", extra={"telemetry": {"functionName": "Tools.execute"}})
+        handler = _queue_handler(logger)
+        assert handler.flush(10.0)
+        assert handler.stats()["invalid"] == 1
+    finally:
+        logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
+    assert endpoint.events == []
+    err = capfd.readouterr().err
+    assert "durationMs must be a number" in err
+    assert "Traceback" not in err
+
+
+def test_format_goes_through_the_hooks() -> None:
+    record = make_record({"functionName": "F"})
+    assert json.loads(AddsARegion().format(record))["props"] == {"region": "eu"}
+    assert json.loads(TelemetryFormatter().format(record))["functionName"] == "F"
+    assert TelemetryFormatter().format(make_record(None)) == ""

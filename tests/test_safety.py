@@ -32,9 +32,9 @@ from composio_logtelemetry import (
     TelemetryQueueHandler,
     create_event,
 )
+from composio_logtelemetry._capture import snapshot
 from composio_logtelemetry._delivery import MAX_BATCH_BYTES
-from composio_logtelemetry._sanitize import snapshot
-from composio_logtelemetry.handler import ERRORS_PER_NAME_PER_MINUTE
+from composio_logtelemetry._policy import ERRORS_PER_NAME_PER_MINUTE
 
 from .conftest import FaultyEndpoint, closed_port, run_python
 from .hostile import Colour, ItemlessDict, UnlistableList, Unprintable
@@ -305,10 +305,10 @@ def test_an_event_completed_twice_is_the_same_event(telemetry: dict[str, Any], c
     record = logging.LogRecord("app", logging.INFO, __file__, 1, "m", None, None, func="run")
     record.telemetry = telemetry
     formatter = TelemetryFormatter()
-    event = formatter.build_event(record)
+    event = formatter.event(record)
     assert event is not None
-    again = formatter.complete_event(event[1], event[0])
-    assert formatter.serialize_event(again[1]) == formatter.serialize_event(event[1])
+    again = formatter.checked(event[1], event[0])
+    assert formatter.serialize(again[1]) == formatter.serialize(event[1])
 
 
 @pytest.fixture
@@ -623,8 +623,8 @@ def test_a_formatter_subclass_formats_every_record(endpoint: FaultyEndpoint, pip
     """The handler's one-pass path for usual records must not skip a subclass's own formatting."""
 
     class Tagging(TelemetryFormatter):
-        def serialize_event(self, data: Any) -> str:
-            return super().serialize_event({**data, "props": {**data.get("props", {}), "tag": 1}})
+        def process_log_record(self, log_data: Any) -> Any:
+            return {**log_data, "props": {**log_data.get("props", {}), "tag": 1}}
 
     logger, handler = pipeline()
     telemetry_handler = handler.handler_refs[0]
