@@ -2,23 +2,30 @@
 
 Retry *policy* (which statuses, how many tries, backoff, ``Retry-After``) is urllib3's
 ``Retry`` value object; only the *waiting* is ours, because it must stop at shutdown.
+``timeout`` bounds the whole request (connect, send, reply): see ``_deadline``.
 """
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import os
 import random
+import socket
+import ssl
 import threading
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import Any
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from . import _runtime
+from . import _deadline, _runtime
 from ._version import __version__
 
 DEFAULT_ENDPOINT = "https://telemetry.composio.dev/v1"
@@ -72,11 +79,18 @@ def _is_loopback(host: str) -> bool:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one attempt came to: ``status`` for an HTTP answer, ``error`` for no answer."""
+    """What one attempt came to: ``status`` for an HTTP answer, ``error`` for no answer.
+
+    ``error`` is already the cause in words a user can act on ("connection refused by
+    HOST:PORT"); ``lasting`` marks a cause that will not heal in seconds (a certificate that
+    does not verify, a proxy that refuses us), on which retrying soon only spends the budget.
+    """
 
     status: int | None
     error: str | None
     response: object | None  # the urllib3 response, for ``Retry``
+    lasting: bool = False
+    url: str = ""  # where it was posted, as shown (``shown_url``)
 
     @property
     def delivered(self) -> bool:
@@ -88,6 +102,7 @@ class Outcome:
         return self.status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
 
     def describe(self) -> str:
+        """The cause, short: callers that print the URL next to it use this."""
         if self.status is None:
             return f"{self.error}"
         headers = getattr(self.response, "headers", None)
@@ -96,7 +111,18 @@ class Outcome:
             # Redirects are not followed (the events would go where nobody configured them):
             # say where to, so that the endpoint can be set right.
             return f"HTTP {self.status} redirecting to {shown_url(location)}"
+        if self.status == HTTPStatus.PROXY_AUTHENTICATION_REQUIRED:
+            return (
+                f"HTTP {self.status}: the proxy wants credentials (user:password@ in HTTPS_PROXY)"
+            )
         return f"HTTP {self.status}"
+
+    @property
+    def cause(self) -> str:
+        """The cause in one line that stands alone, saying where: for stderr and summaries."""
+        if self.status is None or not self.url:
+            return self.describe()
+        return f"{self.describe()} from {self.url}"
 
 
 class Transport:
@@ -132,6 +158,7 @@ class Transport:
         self._templates: dict[str, requests.PreparedRequest] = {}
         self._session_pid = 0
         self._session_lock = threading.Lock()
+        self._proxy: str | None = None
 
     def _current_session(self) -> tuple[requests.Session, dict[str, requests.PreparedRequest]]:
         """A session of this process (a forked child must not share its parent's sockets),
@@ -142,7 +169,7 @@ class Transport:
             with self._session_lock:
                 if self._session is None or self._session_pid != pid:
                     session = requests.Session()
-                    adapter = HTTPAdapter(
+                    adapter = _DeadlineAdapter(
                         pool_connections=1, pool_maxsize=self._pool_size, max_retries=0
                     )
                     session.mount("http://", adapter)
@@ -154,6 +181,7 @@ class Transport:
                     # (a third of a millisecond per POST in requests' merge_environment_settings).
                     session.trust_env = False
                     session.proxies = requests.utils.get_environ_proxies(self.endpoint)
+                    self._proxy = requests.utils.select_proxy(self.endpoint, session.proxies)
                     session.verify = (
                         os.environ.get("REQUESTS_CA_BUNDLE")
                         or os.environ.get("CURL_CA_BUNDLE")
@@ -167,8 +195,9 @@ class Transport:
         return self._session, self._templates
 
     def post(self, kind: str, body: bytes) -> Outcome:
-        """One attempt; never raises."""
+        """One attempt, within ``timeout`` in all; never raises."""
         url = self.urls[kind]
+        deadline = _deadline.start(self.timeout)
         try:
             session, templates = self._current_session()
             request = templates[kind].copy()
@@ -176,15 +205,75 @@ class Transport:
             response = session.send(
                 request, timeout=self.timeout, allow_redirects=False, stream=True
             )
-            with response:
+            try:
                 # Read to the end, so that the connection serves the next POST; but a reply
                 # past MAX_REPLY_BYTES is cut off with its connection rather than held in memory.
                 response.raw.read(MAX_REPLY_BYTES, decode_content=False)
-            return Outcome(response.status_code, None, response.raw)
-        except requests.RequestException as exc:
-            return Outcome(None, f"{type(exc).__name__} posting to {shown_url(url)}", None)
+            finally:
+                deadline.finish()
+                response.close()
+            if deadline.expired:
+                # The reply was cut off at the deadline, which urllib3 may take as its end.
+                return Outcome(None, self._no_reply(), None, url=shown_url(url))
+            status = response.status_code
+            lasting = status == HTTPStatus.PROXY_AUTHENTICATION_REQUIRED
+            return Outcome(status, None, response.raw, lasting, shown_url(url))
         except Exception as exc:  # a broken proxy setting, an odd adapter: never raise
-            return Outcome(None, f"{type(exc).__name__}: {exc}", None)
+            deadline.finish()
+            error, lasting = self._cause(exc, expired=deadline.expired)
+            return Outcome(None, error, None, lasting, shown_url(url))
+
+    def _no_reply(self) -> str:
+        return f"no reply from {self._host_port()} within timeout={self.timeout:g} s"
+
+    def _host_port(self) -> str:
+        parsed = urllib.parse.urlsplit(self.endpoint)
+        default_port = 443 if parsed.scheme == "https" else 80
+        return f"{parsed.hostname}:{parsed.port or default_port}"
+
+    def _cause(self, exc: BaseException, *, expired: bool) -> tuple[str, bool]:
+        """``exc`` in words a user can act on, and whether it will last (see ``Outcome``)."""
+        host = urllib.parse.urlsplit(self.endpoint).hostname
+        errors = list(_causes(exc))
+        if expired or any(isinstance(error, (TimeoutError, socket.timeout)) for error in errors):
+            return self._no_reply(), False
+        proxy = shown_url(self._proxy) if self._proxy else None
+        if proxy and any(isinstance(error, urllib3.exceptions.ProxyError) for error in errors):
+            for error in errors:
+                if isinstance(error, ConnectionRefusedError):
+                    return f"the proxy {proxy} refused the connection (is HTTPS_PROXY right?)", True
+                if isinstance(error, socket.gaierror):
+                    return f"the name of the proxy {proxy} does not resolve", True
+                answer = str(error).partition("Tunnel connection failed: ")[2]
+                if answer:
+                    return (
+                        f"the proxy {proxy} answered {answer} to CONNECT {self._host_port()}",
+                        True,
+                    )
+        for error in errors:
+            if isinstance(error, ssl.SSLCertVerificationError):
+                bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+                remedy = (
+                    f"REQUESTS_CA_BUNDLE={bundle} does not hold its CA"
+                    if bundle
+                    else "a private CA? name it with REQUESTS_CA_BUNDLE=/path/ca.pem"
+                )
+                reason = error.verify_message or error.reason or "verification failed"
+                return f"the certificate of {host} does not verify: {reason} ({remedy})", True
+            if isinstance(error, ssl.SSLError) and error.reason == "WRONG_VERSION_NUMBER":
+                return f"{self._host_port()} does not speak TLS (is the endpoint http://?)", True
+            if isinstance(error, socket.gaierror):
+                return f"the name {host} does not resolve", False
+            if isinstance(error, ConnectionRefusedError):
+                return f"connection refused by {self._host_port()}", False
+        for error in errors:
+            if isinstance(error, ssl.SSLError):
+                return f"TLS with {self._host_port()} failed: {error.reason or error}", False
+            if isinstance(error, (ConnectionError, http.client.HTTPException)):
+                return f"{self._host_port()} closed the connection without a reply", False
+        if isinstance(exc, requests.RequestException):
+            return f"{type(exc).__name__} posting to {shown_url(self.urls['metric'])}", False
+        return f"{type(exc).__name__}: {exc}", False
 
     def is_retryable(self, outcome: Outcome) -> bool:
         if outcome.status is None:
@@ -214,3 +303,31 @@ class Transport:
     def close(self) -> None:
         if self._session is not None and self._session_pid == _runtime.pid:
             self._session.close()
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    """An adapter whose connections report to the watchdog of ``_deadline``, proxied or not."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _deadline.POOL_CLASSES
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if isinstance(manager, urllib3.ProxyManager):  # SOCKS managers have pools of their own
+            manager.pool_classes_by_scheme = _deadline.POOL_CLASSES
+        return manager
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it wraps: requests and urllib3 nest the real error a few levels deep."""
+    seen: set[int] = set()
+    waiting = [exc]
+    while waiting:
+        error = waiting.pop(0)
+        if id(error) in seen:
+            continue
+        seen.add(id(error))
+        yield error
+        nested = [*error.args, getattr(error, "reason", None), error.__cause__, error.__context__]
+        waiting.extend(item for item in nested if isinstance(item, BaseException))

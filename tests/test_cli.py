@@ -109,7 +109,7 @@ def test_send_gives_up_on_a_stalled_endpoint_within_the_timeout(endpoint: Faulty
         "send", "--function-name", "Check.ping", "--timeout", "0.5", "--endpoint", endpoint.base_url
     )
     assert result.returncode == 1
-    assert "Timeout" in result.stderr
+    assert f"no reply from 127.0.0.1:{endpoint.port} within timeout=0.5 s" in result.stderr
     assert result.elapsed < 5
 
 

@@ -416,7 +416,7 @@ def test_an_outage_is_said_once_while_events_go_to_the_spool(
     assert handler.stats()["spooled"] == 300
     lines = [line for line in capfd.readouterr().err.splitlines() if "saved to the spool" in line]
     assert len(lines) == 1
-    assert "ConnectionError posting to http://127.0.0.1:" in lines[0]
+    assert "connection refused by 127.0.0.1:" in lines[0]
     assert "to be sent when the endpoint answers again" in lines[0]
 
 
