@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import socket
 import struct
@@ -39,6 +40,43 @@ VALIDATORS = {
     "metric": jsonschema.Draft202012Validator(SCHEMAS["metrics-body"], registry=REGISTRY),
     "error": jsonschema.Draft202012Validator(SCHEMAS["error-body"], registry=REGISTRY),
 }
+
+# Skips that stand on CI: the platform lacks the feature under test. Any other skip (a binary,
+# a package, a network facility missing) fails when ``CI`` is set, since a skip passes a run.
+PLATFORM_SKIPS = frozenset(
+    {
+        "dictConfig builds the listener on 3.12+",
+        "the stdlib queue keys are 3.12+",
+        "needs os.fork",
+        "needs fork",
+        "SIGTERM is a signal on POSIX only",
+        "servers are stopped with signals",
+        "POSIX file modes and fork",
+    }
+)
+
+
+def _fail_skip_on_ci(report: pytest.TestReport | pytest.CollectReport) -> None:
+    if not os.environ.get("CI") or not report.skipped or hasattr(report, "wasxfail"):
+        return
+    reason = str(report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr)
+    reason = reason.removeprefix("Skipped: ")
+    if reason not in PLATFORM_SKIPS:
+        report.outcome = "failed"
+        report.longrepr = f"skipped on CI, where every real part must be present: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    _fail_skip_on_ci(outcome.get_result())  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    outcome = yield
+    _fail_skip_on_ci(outcome.get_result())  # type: ignore[attr-defined]
+
 
 # What the endpoint does with one request: ("ok",), ("status", code, headers), ("reset",),
 # ("stall",).
@@ -202,18 +240,34 @@ def closed_port() -> int:
     return port
 
 
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[None]:
-    """No test reads the developer's opt-out or endpoint variables or writes their cache."""
+def _isolated_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """No test reads the developer's opt-out, endpoint, proxy or CA variables (``requests``
+    honours the last two kinds) or writes their cache.
+
+    Each test also runs in its own empty directory, so a ``python -c`` or ``python -m``
+    subprocess imports the installed package, not the checkout it was started from.
+    """
     for name in (
         "COMPOSIO_DISABLE_TELEMETRY",
         "TELEMETRY_DISABLED",
         "DO_NOT_TRACK",
         "COMPOSIO_TELEMETRY_URL",
         "ENVIRONMENT",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "SSL_CERT_FILE",
+        *PROXY_VARIABLES,
+        *(name.lower() for name in PROXY_VARIABLES),
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))  # tmp_path stays the test's own
     _diagnostics._last_said.clear()  # each test sees its own once-a-minute warnings
     yield
 

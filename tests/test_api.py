@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from composio_logtelemetry import create_event, timed
-
-from .conftest import FaultyEndpoint, run_python
+from conftest import FaultyEndpoint, run_python
 
 
 @pytest.mark.parametrize(

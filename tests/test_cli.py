@@ -14,8 +14,7 @@ import pytest
 import requests
 
 from composio_logtelemetry._spool import Spool
-
-from .conftest import FaultyEndpoint, closed_port
+from conftest import FaultyEndpoint, closed_port
 
 
 def cli(*args: str, timeout: float = 60.0) -> Any:

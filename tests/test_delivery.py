@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 from composio_logtelemetry._spool import Spool
-
-from .conftest import FaultyEndpoint, closed_port, run_python
+from conftest import FaultyEndpoint, closed_port, run_python
 
 
 def _numbers(events: list[dict[str, Any]]) -> collections.Counter[int]:

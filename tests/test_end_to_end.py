@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from composio_logtelemetry.devtools.receiver import Receiver
-
-from .conftest import FaultyEndpoint, run_python
+from conftest import FaultyEndpoint, run_python
 
 
 def _raise_tool_error() -> None:

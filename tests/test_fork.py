@@ -18,7 +18,7 @@ import pytest
 import requests
 from urllib3.util.retry import Retry
 
-from .conftest import FaultyEndpoint, closed_port, run_python
+from conftest import FaultyEndpoint, closed_port, run_python
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 from composio_logtelemetry.devtools.receiver import Receiver
-
-from .conftest import run_python
+from conftest import run_python
 
 WITHOUT_FORK = """
 import os
