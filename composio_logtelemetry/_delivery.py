@@ -1,8 +1,10 @@
-"""Batches of encoded events -> requests, retried, and spooled when they can't be sent.
+"""Requests -> the endpoint: senders, retries, 413 splits, the spool, replay, and the close.
 
-The listener thread (or, for a handler used directly, the logging thread) adds events and
-closes batches; a few sender threads post them so that a slow endpoint costs latency, not
-throughput. Every event ends sent, rejected, spooled or dropped, and is counted as such.
+The listener thread (or, for a handler used directly, the logging thread) adds events; the
+batcher closes them into jobs; a few sender threads post them so that a slow endpoint costs
+latency, not throughput. Every event ends sent, rejected, spooled or dropped, and is counted
+as such. The engine's lifecycle is one value, ``state``: RUNNING, then DRAINING (nothing may
+wait past the drain's deadline), then CLOSED (what comes later goes to the spool).
 """
 
 from __future__ import annotations
@@ -12,44 +14,22 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 from urllib3.util.retry import Retry
 
 from . import _diagnostics
+from ._batch import Batcher, Job
+from ._runtime import State
 from ._spool import Claim, Spool
 from ._stats import Counters
 from ._transport import Outcome, Transport, shown_url
 
 SENDERS = 4
-MAX_BATCH_BYTES = 1024 * 1024
 REPLAY_IDLE_RECHECK = 5.0
 UNHEALTHY_PROBE_INTERVAL = 10.0
 SPOOL_HANDOFF = 0.15
 PATIENCE = 1.0
 DRAIN_PATIENCE = 0.25
-
-
-@dataclass(eq=False)
-class Job:
-    """One request's worth of events, and where they came from."""
-
-    kind: str
-    bodies: list[str]
-    claim: Claim | None = None
-    from_spool: bool = False  # also for the halves of a claimed job, which hold no claim
-    settled: bool = False
-
-    def payload(self) -> bytes:
-        text = self.bodies[0] if self.kind == "error" else "[" + ",".join(self.bodies) + "]"
-        return text.encode("utf-8")
-
-
-@dataclass
-class _PendingBatch:
-    bodies: list[str] = field(default_factory=list)
-    size: int = 2
-    started: float = 0.0
 
 
 class Delivery:
@@ -69,90 +49,57 @@ class Delivery:
         self.transport = transport
         self.spool = spool
         self.counters = counters
-        self.batch_size = batch_size
-        self._events_per_request = batch_size  # fewer once the endpoint answered 413
+        self.batcher = Batcher(batch_size, flush_interval)
         self.flush_interval = flush_interval
         self.background = background
+        self.state = State.RUNNING
         self._register_thread = thread_registry
-        self._lock = threading.Lock()
-        self._pending = _PendingBatch()
         self._settle_lock = threading.Condition()
         self._unsettled: set[Job] = set()
         self._outbox: queue.Queue[Job | None] = queue.Queue(maxsize=SENDERS)
         self._senders: list[threading.Thread] = []
         self._senders_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._draining = False
-        self._to_spool = False
+        self._closed = threading.Event()  # wakes retry waits when the state becomes CLOSED
         self._overflowing = False
         self._consecutive_failures = 0
         self._next_replay = 0.0
         self._handoff_at = float("inf")
-        self._late = False  # closed, or no thread may start: events go straight to the spool
 
     # -- the producing side: listener thread, or the logging thread when used directly -----
 
     def add(self, kind: str, body: str) -> None:
-        if self._late:
+        if self.closed:
             self._keep_for_later(Job(kind, [body]))
             return
         now = time.monotonic()
         if kind == "error":
             self._submit(Job("error", [body]))
         else:
-            size = (len(body) if body.isascii() else len(body.encode("utf-8"))) + 1
-            overflowed = ready = None
-            with self._lock:
-                pending = self._pending
-                if pending.bodies and pending.size + size > MAX_BATCH_BYTES:
-                    overflowed = self._close_pending()
-                    pending = self._pending
-                if not pending.bodies:
-                    pending.started = now
-                pending.bodies.append(body)
-                pending.size += size
-                if (
-                    len(pending.bodies) >= self._events_per_request
-                    or now - pending.started >= self.flush_interval
-                    or not self.background
-                ):
-                    ready = self._close_pending()
-            if overflowed is not None:
-                self._submit(overflowed)
-            if ready is not None:
-                self._submit(ready)
+            for job in self.batcher.add(body, now, at_once=not self.background):
+                self._submit(job)
         if self.background and now >= self._next_replay and self.spool is not None:
             self._replay()
-
-    def _close_pending(self) -> Job:
-        """The pending batch as a job, and a new empty batch (call with the lock held)."""
-        job = Job("metric", self._pending.bodies)
-        self._pending = _PendingBatch()
-        return job
 
     def seconds_until_due(self) -> float:
         """How long the listener may sleep before a partial batch or a replay is due."""
         now = time.monotonic()
         wake = self._next_replay - now if self.spool is not None else self.flush_interval
-        if self._pending.bodies:
-            wake = min(wake, self._pending.started + self.flush_interval - now)
+        batch_due = self.batcher.seconds_until_due(now)
+        if batch_due is not None:
+            wake = min(wake, batch_due)
         return max(0.01, min(wake, self.flush_interval))
 
     def on_wake(self) -> None:
         """Sends a partial batch that waited ``flush_interval``, and replays the spool."""
-        with self._lock:
-            due = (
-                self._pending.bodies
-                and time.monotonic() - self._pending.started >= self.flush_interval
-            )
-            job = self._close_pending() if due else None
+        if self.closed:
+            return
+        job = self.batcher.take_due(time.monotonic())
         if job is not None:
             self._submit(job)
         self._replay()
 
     def send_pending(self) -> None:
-        with self._lock:
-            job = self._close_pending() if self._pending.bodies else None
+        job = self.batcher.take()
         if job is not None:
             self._submit(job)
 
@@ -163,7 +110,7 @@ class Delivery:
             self._deliver(job)
             return
         self.start_senders()
-        if self._late:
+        if self.closed:
             self._keep_for_later(job)
             return
         try:
@@ -174,9 +121,9 @@ class Delivery:
             pass
         # Every sender is busy. A slow or flaky endpoint frees one soon; a hung or dead one
         # does not, and then waiting would only fill the record queue: spool instead.
-        patience = 0.0 if self._overflowing else (DRAIN_PATIENCE if self._draining else PATIENCE)
+        patience = 0.0 if self._overflowing else (PATIENCE if self._running else DRAIN_PATIENCE)
         give_up_at = min(time.monotonic() + patience, self._handoff_at)
-        while not self._to_spool:
+        while not self.closed:
             try:
                 self._outbox.put(job, timeout=max(0.0, min(0.05, give_up_at - time.monotonic())))
                 return
@@ -202,7 +149,7 @@ class Delivery:
         submitted = False
         while not self._outbox.full():
             try:
-                claim = self.spool.claim(self._events_per_request)
+                claim = self.spool.claim(self.batcher.events_per_request)
                 expired = self.spool.expired_count_and_reset()
             except Exception as exc:
                 _diagnostics.warn("spool-read", f"cannot read the spool {self.spool.path}: {exc}")
@@ -229,14 +176,14 @@ class Delivery:
     # -- the sender side ---------------------------------------------------------------------
 
     def start_senders(self) -> None:
-        if self._senders or self._late:
+        if self._senders or self.closed:
             return
         with self._senders_lock:
             if not self._senders:
                 try:
                     self._senders = [self._start_sender(number) for number in range(SENDERS)]
                 except RuntimeError:  # Python 3.12 at exit: "can't create new thread at ..."
-                    self.spool_from_now_on()
+                    self.state = State.CLOSED
 
     def _start_sender(self, number: int) -> threading.Thread:
         thread = threading.Thread(
@@ -260,7 +207,7 @@ class Delivery:
     def _deliver(self, job: Job) -> None:
         retry: Retry = self.transport.retry_policy
         body = job.payload()
-        while not self._stop.is_set():
+        while not self.closed:
             outcome = self.transport.post(job.kind, body)
             if outcome.delivered:
                 self._mark_health(True)
@@ -283,15 +230,14 @@ class Delivery:
                 self._settle_failed(job, outcome.describe())
                 return
             self.counters.add("retried", len(job.bodies))
-            if self._stop.wait(wait):
+            if self._closed.wait(wait):
                 return  # shutdown: the closer spools what is still unsettled
 
     def _split(self, job: Job) -> None:
         """A batch the endpoint finds too large (413) goes again as two halves, each settled
         on its own: only an event too large by itself ends rejected."""
         half = len(job.bodies) // 2
-        # Later batches start at that size: a proxy's body limit stays where it is.
-        self._events_per_request = max(1, min(self._events_per_request, half))
+        self.batcher.shrink_to(half)
         parts = [
             Job(job.kind, bodies, from_spool=job.from_spool)
             for bodies in (job.bodies[:half], job.bodies[half:])
@@ -311,12 +257,21 @@ class Delivery:
         )
         for part in parts:
             self._deliver(part)
-            if self._stop.is_set():  # close() may have listed what was unsettled before this
+            if self.closed:  # close() may have listed the unsettled before this
                 self._settle_failed(part, "shutdown timeout")
 
     def _draining_gives_up(self) -> bool:
         """At exit, a failing endpoint is not worth the user's wait: spool at once."""
-        return self._draining and self._consecutive_failures >= 2
+        return not self._running and self._consecutive_failures >= 2
+
+    @property
+    def _running(self) -> bool:
+        return self.state is State.RUNNING
+
+    @property
+    def closed(self) -> bool:
+        """Read anew at every use: another thread closes the engine."""
+        return self.state is State.CLOSED
 
     @property
     def healthy(self) -> bool:
@@ -396,7 +351,7 @@ class Delivery:
             _diagnostics.warn("spool-write", f"cannot write the spool {self.spool.path}: {exc}")
             return
         self.counters.add("spooled", len(job.bodies))
-        if not self._draining and not self._late:  # the exit line says it then
+        if self._running:  # the exit line says it otherwise
             _diagnostics.warn(
                 "spooling",
                 f"telemetry not delivered ({reason}): saved to the spool ({self.spool.path}), "
@@ -409,11 +364,6 @@ class Delivery:
                 f"the spool {self.spool.path} is full (spool_max_bytes="
                 f"{self.spool.max_bytes}): its oldest events are dropped",
             )
-
-    def spool_from_now_on(self) -> None:
-        """For events that come after ``close``, or when no sender thread may start (the
-        interpreter is exiting): nothing would send them, so they go to the spool at once."""
-        self._late = True
 
     def _keep_for_later(self, job: Job) -> None:
         with self._settle_lock:
@@ -453,7 +403,8 @@ class Delivery:
 
     def begin_drain(self, deadline: float) -> None:
         """From now on, nothing may wait past ``deadline``: retries give up early."""
-        self._draining = True
+        if self.state is State.RUNNING:
+            self.state = State.DRAINING
         self._handoff_at = min(self._handoff_at, deadline - SPOOL_HANDOFF)
 
     def close(self, deadline: float) -> None:
@@ -461,15 +412,13 @@ class Delivery:
         self.begin_drain(deadline)
         self.send_pending()
         # A healthy endpoint also takes what earlier runs spooled, while the budget lasts.
-        while self.wait_idle(self._handoff_at) and self.healthy and self.background:
+        while self.wait_idle(self._handoff_at) and self.healthy and self._senders:
             self._next_replay = 0.0
             if not self._replay():
                 break
-        self._to_spool = True
-        self._stop.set()
-        self.spool_from_now_on()
-        with self._lock:  # what another thread added since send_pending
-            pending = self._close_pending() if self._pending.bodies else None
+        self.state = State.CLOSED
+        self._closed.set()
+        pending = self.batcher.take()  # what another thread added since send_pending
         with self._settle_lock:
             if pending is not None:
                 self._unsettled.add(pending)

@@ -8,6 +8,7 @@ library asks here rather than calling ``os`` itself.
 from __future__ import annotations
 
 import atexit
+import enum
 import logging
 import os
 import sys
@@ -16,6 +17,16 @@ import time
 import weakref
 from collections.abc import Callable
 from typing import Protocol
+
+
+class State(enum.Enum):
+    """Where a pipeline part is in its life, one value that every part reads."""
+
+    IDLE = "idle"  # not started in this process (a forked child starts here)
+    RUNNING = "running"
+    DRAINING = "draining"  # shutting down: nothing waits past the drain's deadline
+    CLOSED = "closed"  # what comes now is handled at once: it goes to the spool
+
 
 pid = os.getpid()
 """This process's pid, kept without a system call per log record (``os.getpid()`` is a fifth
@@ -130,6 +141,9 @@ def register_exit_drain() -> None:
     if _exit_drain_pid == pid:
         return
     _exit_drain_pid = pid
+    from . import _runners  # Celery's and RQ's workers end with os._exit too
+
+    _runners.hook_runners(drain_all)
     multiprocessing = sys.modules.get("multiprocessing")
     if multiprocessing is not None:
         from multiprocessing import util

@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from ._delivery import Job
+from ._batch import Job
 from ._event import make_event
 from ._spool import Spool, default_spool_path
 from ._transport import DEFAULT_ENDPOINT, Transport, check_endpoint, normalize_endpoint, shown_url

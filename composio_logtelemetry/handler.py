@@ -128,7 +128,6 @@ class TelemetryHandler(logging.Handler):
         self._delivery: Delivery | None = None
         self._delivery_pid = 0
         self._delivery_lock = threading.Lock()
-        self._closed = False
 
     def setFormatter(self, fmt: logging.Formatter | None) -> None:
         """Refuses formatters that cannot build Composio payloads (a dictConfig slip)."""
@@ -176,8 +175,6 @@ class TelemetryHandler(logging.Handler):
             background=self.background,
             thread_registry=register_library_thread,
         )
-        if self._closed:  # after the exit drain: nothing would send what waits
-            delivery.spool_from_now_on()
         return delivery
 
     def _current_delivery(self) -> Delivery | None:
@@ -265,7 +262,7 @@ class TelemetryHandler(logging.Handler):
         return self._delivery.seconds_until_due()
 
     def on_wake(self) -> None:
-        if self.enabled and not self._closed:
+        if self.enabled:
             self._engine().on_wake()
 
     def send_pending(self) -> None:
@@ -310,14 +307,12 @@ class TelemetryHandler(logging.Handler):
         return self.counters.undelivered()
 
     def close_delivery(self, deadline: float) -> None:
-        """Sends until ``deadline``, then spools the rest (interpreter exit)."""
-        delivery = self._current_delivery()
-        if delivery is not None:
-            delivery.close(deadline)
-        self._closed = True
+        """Sends until ``deadline``, then spools the rest and what comes later (exit)."""
+        if self.enabled:
+            self._engine().close(deadline)
 
     def close(self) -> None:
-        if not self._closed:
+        if self.enabled and not self._engine().closed:
             run_outside_logging_lock(
                 lambda: self.close_delivery(time.monotonic() + CLOSE_TIMEOUT), "close"
             )

@@ -20,7 +20,12 @@ from . import _diagnostics, _runtime, _sigterm
 from ._capture import QueuedRecord, capture
 from ._delivery import SPOOL_HANDOFF
 from ._options import check_bool, check_seconds, disabled_by_environment
-from ._runtime import holds_logging_lock, register_library_thread, run_outside_logging_lock
+from ._runtime import (
+    State,
+    holds_logging_lock,
+    register_library_thread,
+    run_outside_logging_lock,
+)
 from ._stats import STAT_KEYS
 from .handler import TelemetryHandler
 from .models import Event
@@ -167,9 +172,8 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
         self.shutdown_timeout = shutdown_timeout
         self.handle_sigterm = handle_sigterm  # drains on SIGTERM (see _sigterm)
         self.disabled = disabled_by_environment()
-        self._started_pid = 0
-        self._shut_down = False
-        self._late = False  # no listener runs (exit drained it): records go to the handlers now
+        self._state = State.IDLE
+        self._state_pid = 0  # the process the state is of: a forked child starts IDLE
         self._start_lock = threading.Lock()
         self._drop_lock = threading.Lock()
         self._dropped_queue_full = 0
@@ -204,6 +208,11 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
     @shutdown_timeout.setter
     def shutdown_timeout(self, value: float) -> None:
         self._shutdown_timeout = check_seconds("shutdown_timeout", value, minimum=0.0)
+
+    @property
+    def state(self) -> State:
+        """This process's pipeline: IDLE until its first record, RUNNING, then CLOSED."""
+        return self._state if self._state_pid == _runtime.pid else State.IDLE
 
     @property
     def listener(self) -> TelemetryQueueListener | None:
@@ -243,12 +252,12 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
             or threading.get_ident() in _runtime.library_threads
         ):
             return False
-        if self._started_pid != _runtime.pid:
+        if self._state_pid != _runtime.pid:
             self._start()
             if self.disabled:  # every telemetry handler is disabled: nothing will read the queue
                 return False
         try:
-            if self._late:
+            if self._state is State.CLOSED:
                 self._handle_now(self.prepare(record))
             else:
                 self.enqueue(self.prepare(record))
@@ -287,11 +296,11 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
         """The ``push_event`` path: an already built event skips the record machinery."""
         if self.disabled:
             return
-        if self._started_pid != _runtime.pid:
+        if self._state_pid != _runtime.pid:
             self._start()
         if self.disabled:
             return
-        if self._late or type(event) is not tuple:  # None would stop the listener
+        if self._state is State.CLOSED or type(event) is not tuple:  # None would stop the listener
             self._handle_now(event)
         else:
             self.enqueue(event)
@@ -299,9 +308,12 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
     def _handle_now(self, item: Any) -> None:
         """Once the exit drain has run (or no thread may start), the listener's work is done
         on the logging thread; its telemetry handlers then spool, which takes microseconds."""
-        listener = self.listener
-        if listener is not None:
-            listener.handle(item)
+        if self.listener is None:  # closed before its first record: build it closed
+            with self._start_lock:
+                if self.listener is None:
+                    self._close_telemetry_handlers(self._build())
+        if self.listener is not None:
+            self.listener.handle(item)
 
     def handleError(self, record: logging.LogRecord) -> None:
         _diagnostics.warn("queue-handler-error", "telemetry queue handler failed on a record")
@@ -311,46 +323,50 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
     def _start(self) -> None:
         with self._start_lock:
             pid = _runtime.pid
-            if self._started_pid == pid:
+            if self._state_pid == pid:
                 return
-            handlers = self._resolve_handlers()
-            telemetry = [h for h in handlers if isinstance(h, TelemetryHandler)]
-            if not handlers or (
-                len(telemetry) == len(handlers) and not any(h.enabled for h in telemetry)
-            ):
-                if not handlers:
-                    _diagnostics.warn(
-                        "no-handlers",
-                        "TelemetryQueueHandler has no handler to pass records to, so telemetry "
-                        "is off: "
-                        + (
-                            "check the names in its 'handlers'"
-                            if self.handler_refs
-                            else "give it 'handlers': [...]"
-                        ),
-                    )
-                self.disabled = True
-                self._started_pid = pid
-                return
-            self._compact = all(isinstance(h, TelemetryHandler) and not h.filters for h in handlers)
+            self._state, self._state_pid = State.RUNNING, pid
+            telemetry = self._build()
             listener = self.listener
-            if listener is None or listener.queue is not self.queue:
-                listener = TelemetryQueueListener(
-                    self.queue, *handlers, respect_handler_level=self.respect_handler_level
-                )
-                self.listener = listener
-            self._started_pid = pid
-            if self._late:  # first used after the exit drain ran
-                self._close_telemetry_handlers(telemetry)
+            if self.disabled or listener is None:
                 return
             if getattr(listener, "_thread", None) is None:  # the user may have started it
                 try:
                     listener.start()
                 except RuntimeError:  # Python 3.12 refuses new threads once the interpreter exits
-                    self._late = True
+                    self._state = State.CLOSED
                     self._close_telemetry_handlers(telemetry)
                     return
             _runtime.register_exit_drain()
+
+    def _build(self) -> list[TelemetryHandler]:
+        """Resolves the handlers and makes the listener (not started); returns the telemetry
+        handlers. With nothing to pass records to, the queue handler turns itself off."""
+        handlers = self._resolve_handlers()
+        telemetry = [h for h in handlers if isinstance(h, TelemetryHandler)]
+        if not handlers or (
+            len(telemetry) == len(handlers) and not any(h.enabled for h in telemetry)
+        ):
+            if not handlers:
+                _diagnostics.warn(
+                    "no-handlers",
+                    "TelemetryQueueHandler has no handler to pass records to, so telemetry "
+                    "is off: "
+                    + (
+                        "check the names in its 'handlers'"
+                        if self.handler_refs
+                        else "give it 'handlers': [...]"
+                    ),
+                )
+            self.disabled = True
+            return []
+        self._compact = all(isinstance(h, TelemetryHandler) and not h.filters for h in handlers)
+        listener = self.listener
+        if listener is None or listener.queue is not self.queue:
+            self.listener = TelemetryQueueListener(
+                self.queue, *handlers, respect_handler_level=self.respect_handler_level
+            )
+        return telemetry
 
     @staticmethod
     def _close_telemetry_handlers(handlers: list[TelemetryHandler]) -> None:
@@ -380,7 +396,7 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
 
     def flush(self, timeout: float | None = None) -> bool:  # type: ignore[override]
         """Waits (at most ``timeout``) until what was logged before is delivered."""
-        if self._started_pid != _runtime.pid or self._shut_down or self.disabled:
+        if self.state is not State.RUNNING or self.disabled:
             return True
         if holds_logging_lock():  # dictConfig: our senders need that lock; close() follows
             return False
@@ -406,9 +422,9 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
 
     def shutdown_until(self, deadline: float, moment: str = "at exit") -> None:
         with self._start_lock:
-            running = self._started_pid == _runtime.pid and not self._shut_down and not self._late
-            self._shut_down = True
-            self._late = True  # records logged from now on go straight to the spool
+            running = self.state is State.RUNNING
+            # What is logged from now on goes straight to the spool.
+            self._state, self._state_pid = State.CLOSED, _runtime.pid
             if not running or self.disabled:
                 return
         handlers = self._telemetry_handlers()
@@ -485,9 +501,7 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
         self._start_lock = threading.Lock()
         self._drop_lock = threading.Lock()
         self._dropped_queue_full = 0
-        self._shut_down = False
-        self._late = False
-        self._started_pid = 0
+        self._state, self._state_pid = State.IDLE, 0
         self.queue = _fresh_queue_like(self.queue)
         handlers = self._telemetry_handlers()
         if self.listener is not None:

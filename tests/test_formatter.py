@@ -35,9 +35,8 @@ from composio_logtelemetry._sanitize import (
     MAX_STRING,
     TOO_MANY_VALUES,
 )
-
-from .conftest import VALIDATORS, FaultyEndpoint
-from .hostile import Colour, ItemlessDict, UnlistableList, Unprintable
+from conftest import VALIDATORS, FaultyEndpoint
+from hostile import Colour, ItemlessDict, UnlistableList, Unprintable
 
 
 def make_record(

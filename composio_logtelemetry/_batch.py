@@ -1,0 +1,97 @@
+"""Encoded events -> requests: what one POST carries, and when a partial batch is due.
+
+Metric events wait here until ``batch_size`` of them are pending, ``flush_interval`` has
+passed, or the body would pass ``MAX_BATCH_BYTES``; an error event is a request of its own.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from ._spool import Claim
+
+MAX_BATCH_BYTES = 1024 * 1024
+
+
+@dataclass(eq=False)
+class Job:
+    """One request's worth of events, and where they came from."""
+
+    kind: str
+    bodies: list[str]
+    claim: Claim | None = None
+    from_spool: bool = False  # also for the halves of a claimed job, which hold no claim
+    settled: bool = False
+
+    def payload(self) -> bytes:
+        text = self.bodies[0] if self.kind == "error" else "[" + ",".join(self.bodies) + "]"
+        return text.encode("utf-8")
+
+
+@dataclass
+class _Pending:
+    bodies: list[str] = field(default_factory=list)
+    size: int = 2  # the brackets of the JSON array
+    started: float = 0.0
+
+
+class Batcher:
+    """Gathers metric bodies into jobs; thread-safe (the listener adds, a flush takes)."""
+
+    def __init__(self, batch_size: int, flush_interval: float) -> None:
+        self.events_per_request = batch_size  # fewer once the endpoint answered 413
+        self.flush_interval = flush_interval
+        self._lock = threading.Lock()
+        self._pending = _Pending()
+
+    def add(self, body: str, now: float, *, at_once: bool) -> list[Job]:
+        """Adds one metric body; returns the jobs it closed (``at_once``: this one too)."""
+        size = (len(body) if body.isascii() else len(body.encode("utf-8"))) + 1
+        closed: list[Job] = []
+        with self._lock:
+            pending = self._pending
+            if pending.bodies and pending.size + size > MAX_BATCH_BYTES:
+                closed.append(self._close())
+                pending = self._pending
+            if not pending.bodies:
+                pending.started = now
+            pending.bodies.append(body)
+            pending.size += size
+            if (
+                at_once
+                or len(pending.bodies) >= self.events_per_request
+                or now - pending.started >= self.flush_interval
+            ):
+                closed.append(self._close())
+        return closed
+
+    def take(self) -> Job | None:
+        """What is pending, as a job, whether it is due or not (a flush, a close)."""
+        with self._lock:
+            return self._close() if self._pending.bodies else None
+
+    def take_due(self, now: float) -> Job | None:
+        """What is pending, if it has waited ``flush_interval``."""
+        with self._lock:
+            pending = self._pending
+            due = pending.bodies and now - pending.started >= self.flush_interval
+            return self._close() if due else None
+
+    def seconds_until_due(self, now: float) -> float | None:
+        """How long until the pending batch is due; None when nothing is pending."""
+        pending = self._pending
+        if not pending.bodies:
+            return None
+        return pending.started + self.flush_interval - now
+
+    def shrink_to(self, events: int) -> None:
+        """After a 413, later batches start at the size that passed: a proxy's body limit
+        stays where it is."""
+        self.events_per_request = max(1, min(self.events_per_request, events))
+
+    def _close(self) -> Job:
+        """The pending batch as a job, and a new empty one (call with the lock held)."""
+        job = Job("metric", self._pending.bodies)
+        self._pending = _Pending()
+        return job
