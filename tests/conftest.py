@@ -79,7 +79,7 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
 
 
 # What the endpoint does with one request: ("ok",), ("status", code, headers), ("reset",),
-# ("stall",).
+# ("stall",), ("accept-then-reset",): the events are kept, then the reply is lost.
 Action = tuple[Any, ...]
 
 
@@ -126,12 +126,10 @@ class FaultyEndpoint:
                     self._reply(413, b'{"error": "request entity too large"}')
                     return
                 action = endpoint.script(kind)
-                if action[0] == "reset":
-                    self.connection.setsockopt(
-                        socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-                    )
-                    self.connection.close()
-                    self.close_connection = True
+                if action[0] == "accept-then-reset":
+                    endpoint.accept(kind, body)  # the events arrived; the sender never learns it
+                if action[0] in ("reset", "accept-then-reset"):
+                    self._reset()
                     return
                 if action[0] == "stall":
                     endpoint.release_stalls.wait(30)
@@ -142,6 +140,14 @@ class FaultyEndpoint:
                     return
                 endpoint.accept(kind, body)
                 self._reply(200, b'{"ok": true}')
+
+            def _reset(self) -> None:
+                """A TCP reset instead of a reply (SO_LINGER 0), as a dying proxy does."""
+                self.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+                self.connection.close()
+                self.close_connection = True
 
             def _reply(
                 self, status: int, body: bytes, headers: dict[str, str] | None = None
@@ -233,7 +239,11 @@ def receiver() -> Iterator[Receiver]:
 
 
 def closed_port() -> int:
-    """A loopback port nobody listens on: connections are refused at once."""
+    """A loopback port nobody listens on: connections are refused at once.
+
+    Only for clients that must be refused. A server is never given this port (another
+    process may take it before the server binds): servers bind port 0 and say their port.
+    """
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]

@@ -15,6 +15,11 @@ import pytest
 from composio_logtelemetry._spool import Spool
 from conftest import FaultyEndpoint, closed_port, run_python
 
+# What a loaded 2-core CI machine adds to a configured budget when a test times a whole
+# subprocess: starting the interpreter, importing requests, thread scheduling.
+MARGIN = 2.0
+DEFAULT_SHUTDOWN_TIMEOUT = 5.0  # SPEC: the queue handler's default exit budget
+
 
 def _numbers(events: list[dict[str, Any]]) -> collections.Counter[int]:
     return collections.Counter(event["props"]["n"] for event in events)
@@ -26,13 +31,42 @@ def test_flaky_endpoint_loses_nothing(endpoint: FaultyEndpoint, pipeline: Any) -
     for number in range(3000):
         logger.info("x", extra={"telemetry": {"functionName": "Flaky", "props": {"n": number}}})
     assert handler.flush(60.0), handler.stats()
-    seen = _numbers(endpoint.of_kind("metric"))
-    assert set(seen) == set(range(3000))  # at-least-once: every event arrived
-    duplicates = sum(seen.values()) - 3000
-    assert duplicates <= 300  # a reset after the body was read may repeat a batch, rarely
+    # These resets and statuses all come before a batch is accepted, so each event arrives
+    # exactly once; a reply lost after acceptance is the next test's.
+    assert _numbers(endpoint.of_kind("metric")) == collections.Counter(range(3000))
     stats = handler.stats()
     assert stats["retried"] > 0 and stats["spooled"] == 0 and stats["dropped"] == 0
     assert sum(endpoint.batches) / len(endpoint.batches) > 20  # many events per POST
+    assert endpoint.violations == []
+
+
+def test_a_reply_lost_after_acceptance_is_retried_and_the_receiver_sees_each_event(
+    endpoint: FaultyEndpoint, pipeline: Any
+) -> None:
+    """The endpoint keeps the batch, then the connection dies before the reply: the sender
+    cannot tell, so it sends again. At-least-once: duplicates, never a gap. (Two resets
+    before acceptance come next, whose batches only a retry delivers.)"""
+    requests = {"seen": 0}
+    lock = threading.Lock()
+
+    def script(kind: str) -> tuple[Any, ...]:
+        with lock:
+            requests["seen"] += 1
+            seen = requests["seen"]
+        if seen <= 3:
+            return ("accept-then-reset",)
+        return ("reset",) if seen <= 5 else ("ok",)
+
+    endpoint.script = script
+    logger, handler = pipeline(batch_size=50, max_retries=10)
+    for number in range(200):
+        logger.info("x", extra={"telemetry": {"functionName": "Lost", "props": {"n": number}}})
+    assert handler.flush(30.0), handler.stats()
+    seen = _numbers(endpoint.of_kind("metric"))
+    assert set(seen) == set(range(200))  # none lost
+    assert sum(seen.values()) > 200  # the batches whose reply was lost arrived again
+    stats = handler.stats()
+    assert stats["retried"] >= 5 and stats["spooled"] == 0 and stats["dropped"] == 0
     assert endpoint.violations == []
 
 
@@ -193,11 +227,12 @@ def test_queue_full_drops_and_counts_without_blocking(
 ) -> None:
     gate = threading.Event()
     endpoint.script = lambda kind: ("stall",) if not gate.is_set() else ("ok",)
-    logger, handler = pipeline(queue_options={"maxsize": 50}, timeout=5.0)
+    request_timeout = 20.0  # a log call that waited for the stalled request would take this
+    logger, handler = pipeline(queue_options={"maxsize": 50}, timeout=request_timeout)
     started = time.monotonic()
     for number in range(5000):
         logger.info("x", extra={"telemetry": {"functionName": "Full", "props": {"n": number}}})
-    assert time.monotonic() - started < 2.0  # never waits for the stalled endpoint
+    assert time.monotonic() - started < request_timeout / 4  # never waits for the endpoint
     dropped = handler.stats()["dropped_queue_full"]
     assert dropped > 1000
     err = capfd.readouterr().err
@@ -253,7 +288,7 @@ def test_exit_with_endpoint_down_is_bounded_and_the_next_run_delivers(
     down_url = f"http://127.0.0.1:{closed_port()}/v1"
     first = run_python(EXIT_APP.format(timeout=2.0, url=down_url, spool=spool, first=0, count=2000))
     assert first.returncode == 0, first.stderr
-    assert first.elapsed < 2.0 + 1.0
+    assert first.elapsed < 2.0 + MARGIN
     assert "2000 saved to the spool" in first.stderr
     assert "Traceback" not in first.stderr
     assert Spool(spool).stats()["events"] == 2000
@@ -271,11 +306,11 @@ def test_stalled_endpoint_does_not_stretch_the_exit(
 ) -> None:
     endpoint.script = lambda kind: ("stall",)
     spool = str(tmp_path / "stalled.sqlite3")
-    result = run_python(
-        EXIT_APP.format(timeout=1.5, url=endpoint.base_url, spool=spool, first=0, count=500)
-    )
+    app = EXIT_APP.format(timeout=1.5, url=endpoint.base_url, spool=spool, first=0, count=500)
+    # A request timeout beyond the bound: an exit that waited for the request would fail.
+    result = run_python(app.replace('"timeout": 2.0', '"timeout": 10.0'))
     assert result.returncode == 0, result.stderr
-    assert result.elapsed < 1.5 + 1.0
+    assert result.elapsed < 1.5 + MARGIN
     assert Spool(spool).stats()["events"] == 500  # nothing lost: all spooled for next time
 
 
@@ -288,6 +323,7 @@ def test_the_stdlib_recipe_keeps_the_exit_bounded_with_a_stalled_endpoint(
     endpoint.script = lambda kind: ("stall",)
     spool = str(tmp_path / "recipe.sqlite3")
     app = EXIT_APP.format(timeout=1.5, url=endpoint.base_url, spool=spool, first=0, count=0)
+    app = app.replace('"timeout": 2.0', '"timeout": 10.0')  # a wait for it would show
     app += "import atexit\n"
     app += "handler = logging.getHandlerByName('telemetry')\n"
     app += "handler.listener.start()\n"
@@ -296,7 +332,7 @@ def test_the_stdlib_recipe_keeps_the_exit_bounded_with_a_stalled_endpoint(
     app += "    log.info('x', extra={'telemetry': {'functionName': 'Recipe', 'props': {'n': i}}})\n"
     result = run_python(app)
     assert result.returncode == 0, result.stderr
-    assert result.elapsed < 1.5 + 1.0
+    assert result.elapsed < 1.5 + MARGIN
     assert "2000 saved to the spool" in result.stderr
     assert Spool(spool).stats()["events"] == 2000
 
@@ -453,7 +489,8 @@ def test_configuring_logging_again_is_quick_and_sends_each_event_once(
     spool = str(tmp_path / "reconfigured.sqlite3")
     result = run_python(RECONFIGURED_APP.format(url=endpoint.base_url, spool=spool))
     assert result.returncode == 0 and result.stderr == "", result.stderr
-    assert float(result.stdout) < 1.0
+    # The old pipeline has nothing left to send: closing it must not wait for its budget.
+    assert float(result.stdout) < DEFAULT_SHUTDOWN_TIMEOUT / 2
     assert _numbers(endpoint.of_kind("metric")) == collections.Counter(range(11))
     assert Spool(spool).stats()["events"] == 0
 
@@ -480,7 +517,7 @@ def test_two_processes_replaying_one_spool_deliver_each_event_once(
 
 
 MEMORY_APP = """
-import logging, os, sys, time
+import logging, os, sys
 from composio_logtelemetry import TelemetryHandler, TelemetryQueueHandler
 handler = TelemetryHandler(endpoint={url!r}, spool=False, max_retries=1)
 queue_handler = TelemetryQueueHandler(handlers=[handler], shutdown_timeout=1.0)
@@ -492,16 +529,13 @@ page = os.sysconf("SC_PAGE_SIZE")
 def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * page
-slowest = 0.0
 marks = {{}}
 for i in range(200_000):
-    started = time.perf_counter()
     log.info("tick", extra={{"telemetry": {{"functionName": "Mem.tick", "props": {{"n": i}}}}}})
-    slowest = max(slowest, time.perf_counter() - started)
     if i in (50_000, 199_999):
         marks[i] = rss()
 stats = queue_handler.stats()
-print(marks[50_000], marks[199_999], slowest, stats["dropped"] + stats["dropped_queue_full"])
+print(marks[50_000], marks[199_999], stats["dropped"] + stats["dropped_queue_full"])
 """
 
 
@@ -509,8 +543,9 @@ def test_memory_stays_flat_with_the_endpoint_down_and_no_spool() -> None:
     url = f"http://127.0.0.1:{closed_port()}/v1"
     result = run_python(MEMORY_APP.format(url=url), timeout=120)
     assert result.returncode == 0, result.stderr
-    rss_early, rss_late, slowest, lost = result.stdout.split()
+    # That no log call waits on the network is timed against a stalled endpoint (queue full
+    # test above); the cost of one call is benchmarks/bench_emit.py's.
+    rss_early, rss_late, lost = result.stdout.split()
     assert int(rss_late) - int(rss_early) < 8 * 2**20
-    assert float(slowest) < 0.5  # no log call waits on the network
     assert int(lost) > 0  # and what could not be kept is counted
     assert "lost" in result.stderr  # and said once at exit

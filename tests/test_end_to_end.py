@@ -420,4 +420,7 @@ def test_the_stdlib_recipe_of_starting_and_stopping_the_listener(endpoint: Fault
     assert result.returncode == 0 and result.stderr == "", result.stderr
     assert len(endpoint.of_kind("metric")) == 300
     assert len(endpoint.batches) <= 10  # batched by our listener, not sent one by one
-    assert result.elapsed < 3.0  # one listener, stopped once: no wait on a second one
+    # One listener, stopped once. The bound is the default exit budget (5 s): an exit that
+    # waited it out (a second listener to drain) fails; the interpreter's start and 300
+    # events on a loaded machine stay well under it.
+    assert result.elapsed < 5.0

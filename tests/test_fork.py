@@ -10,6 +10,7 @@ import collections
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 import requests
 from urllib3.util.retry import Retry
 
-from conftest import FaultyEndpoint, closed_port, run_python
+from conftest import FaultyEndpoint, run_python
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
@@ -324,16 +325,22 @@ def test_gunicorn_preload_workers_deliver(endpoint: FaultyEndpoint, tmp_path: An
     """The pipeline is built (and started) in the arbiter, then forked into the workers."""
     pytest.importorskip("gunicorn")
     (tmp_path / "telemetry_app.py").write_text(GUNICORN_APP)
-    address = f"127.0.0.1:{closed_port()}"
-    command = [sys.executable, "-m", "gunicorn", "--preload", "--workers", "2", "--bind", address]
-    server = subprocess.Popen(
-        [*command, "--graceful-timeout", "10", "telemetry_app:app"],
-        cwd=tmp_path,
-        env={**os.environ, "TEST_ENDPOINT": endpoint.base_url},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    # gunicorn serves a socket we bound to port 0 (fd://): no other process can take the port
+    # between choosing it and listening on it.
+    listening = socket.create_server(("127.0.0.1", 0))
+    address = f"127.0.0.1:{listening.getsockname()[1]}"
+    bind = f"fd://{listening.fileno()}"
+    command = [sys.executable, "-m", "gunicorn", "--preload", "--workers", "2", "--bind", bind]
+    with listening:
+        server = subprocess.Popen(
+            [*command, "--graceful-timeout", "10", "telemetry_app:app"],
+            cwd=tmp_path,
+            env={**os.environ, "TEST_ENDPOINT": endpoint.base_url},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            pass_fds=[listening.fileno()],
+        )
     try:
         with requests.Session() as session:
             # connection refused until gunicorn listens: a bounded wait, not a sleep
