@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .conftest import FaultyEndpoint, run_python
+from conftest import FaultyEndpoint, run_python
 
 PIPELINE = """
 import json, logging, logging.config, sys

@@ -23,8 +23,7 @@ import requests
 from composio_logtelemetry._sigterm import ENVIRONMENT_VARIABLE
 from composio_logtelemetry._spool import Spool
 from composio_logtelemetry.devtools.receiver import Receiver
-
-from .conftest import FaultyEndpoint, closed_port
+from conftest import FaultyEndpoint, closed_port
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="SIGTERM is a signal on POSIX only")
 
