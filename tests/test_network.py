@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -19,8 +19,11 @@ from composio_logtelemetry._spool import Spool
 from composio_logtelemetry._transport import Outcome, Transport
 from composio_logtelemetry.devtools.receiver import Receiver
 from conftest import closed_port, run_python
-from netservers import Certificates, Endpoint, Nginx, ServerProcess, free_port
 
+if TYPE_CHECKING:
+    from netservers import Certificates, Endpoint, Nginx, ServerProcess
+
+# The fixtures; imported by pytest only, so that it rewrites their asserts.
 pytest_plugins = ("netservers",)
 
 MARGIN = 1.5  # seconds a loaded machine may add to a bound
@@ -366,7 +369,7 @@ def test_nginx_terminates_tls_and_its_early_413_splits_batches(
 def test_nginx_502s_before_the_upstream_starts_are_retried(
     nginx: Callable[[int], Nginx], ca_bundle: Path, log_through: Callable[..., Any]
 ) -> None:
-    upstream_port = free_port()
+    upstream_port = closed_port()  # free for now: nginx answers 502 until it is taken
     proxy = nginx(upstream_port)
     _, queue_handler = log_through(proxy.base_url, 200)
     deadline = time.monotonic() + 10
