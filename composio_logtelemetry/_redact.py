@@ -19,18 +19,14 @@ from collections import defaultdict
 
 MASK = "[REDACTED]"
 
-# A token starts after a non-alphanumeric, after an escape (\n inside a repr) or after a
-# percent-encoded byte (%3D in a query), not inside a longer word.
-_STARTS = r"(?:(?<![A-Za-z0-9])|(?<=\\[nrt])|(?<=%[0-9A-Fa-f]{2}))"
-
-# Provider tokens: (who issues it, kept prefix, masked rest, the marks the trigger looks for:
-# regexes that start with a literal character, and that every match of prefix + rest contains).
+# Provider tokens: (who issues it, kept prefixes separated by |, masked rest, the marks the
+# trigger looks for: regexes that start with a literal character, that every match contains).
 # The prefix stays visible ("ghp_[REDACTED]") so a reader knows which kind of secret was there.
 PROVIDER_TOKENS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("Anthropic", r"sk-ant-", r"[A-Za-z0-9_-]{20,}", ("sk-",)),
     ("OpenAI, OpenRouter", r"sk-(?:proj|svcacct|admin|or-v1)-", r"[A-Za-z0-9_-]{20,}", ("sk-",)),
     ("OpenAI (legacy), DeepSeek, other sk- keys", r"sk-", r"[A-Za-z0-9]{32,}", ("sk-",)),
-    ("Hugging Face", r"(?:hf_|api_org_)", r"[A-Za-z0-9]{30,}", ("hf_", "api_org_")),
+    ("Hugging Face", r"hf_|api_org_", r"[A-Za-z0-9]{30,}", ("hf_", "api_org_")),
     ("GitHub", r"gh[pousr]_", r"[A-Za-z0-9]{36,}", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_")),
     ("GitHub fine-grained", r"github_pat_", r"[A-Za-z0-9_]{22,}", ("github_pat_",)),
     (
@@ -46,13 +42,13 @@ PROVIDER_TOKENS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("Slack app", r"xapp-", r"[0-9]-[A-Za-z0-9-]{10,}", ("xapp-",)),
     (
         "Slack webhook",
-        r"(?:https?://)?hooks\.slack\.com/(?:services|workflows|triggers)/",
+        r"hooks\.slack\.com/(?:services|workflows|triggers)/",
         r"[A-Za-z0-9/_+-]{20,}",
         (r"hooks\.slack\.com",),
     ),
     (
         "Discord webhook",
-        r"(?:https?://)?(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/",
+        r"discord(?:app)?\.com/api/webhooks/",
         r"[0-9]{5,}/[A-Za-z0-9_-]{20,}",
         ("discord",),
     ),
@@ -62,29 +58,39 @@ PROVIDER_TOKENS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         r"[MNO][A-Za-z0-9_-]{23,27}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,40}",
         (r"\.[A-Za-z0-9_-]{6}\.",),
     ),
-    ("Telegram bot", r"(?:bot)?", r"[0-9]{5,16}:A[A-Za-z0-9_-]{34}", (":A",)),
+    ("Telegram bot", r"bot|", r"[0-9]{5,16}:A[A-Za-z0-9_-]{34}", (":A",)),
     (
         "AWS access key id",
-        r"(?:AKIA|ASIA|ABIA|ACCA)",
+        r"AKIA|ASIA|ABIA|ACCA",
         r"[A-Z0-9]{16}",
         ("AKIA", "ASIA", "ABIA", "ACCA"),
     ),
     ("Google API key", r"AIza", r"[A-Za-z0-9_-]{35}", ("AIza",)),
-    ("Google OAuth", r"(?:GOCSPX-|ya29\.)", r"[A-Za-z0-9_-]{20,}", ("GOCSPX-", r"ya29\.")),
-    ("Azure AD client secret", r"", r"[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34}", ("Q~",)),
+    ("Google OAuth", r"GOCSPX-|ya29\.", r"[A-Za-z0-9_-]{20,}", ("GOCSPX-", r"ya29\.")),
+    (
+        "Azure AD client secret",
+        r"",
+        r"[A-Za-z0-9_~.][A-Za-z0-9_~.]{2}[0-9]Q~[A-Za-z0-9_~.-]{31,34}",
+        ("Q~",),
+    ),
     (
         "PEM private key",
         r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----",
         r"(?:[\s\S]*?-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----|[\s\S]*)",
         ("-----BEGIN",),
     ),
-    ("Stripe", r"(?:sk|rk)_(?:live|test|prod)_", r"[A-Za-z0-9]{10,}", ("sk_", "rk_")),
+    (
+        "Stripe",
+        r"sk_(?:live|test|prod)_|rk_(?:live|test|prod)_",
+        r"[A-Za-z0-9]{10,}",
+        ("sk_", "rk_"),
+    ),
     ("Stripe webhook", r"whsec_", r"[A-Za-z0-9]{24,}", ("whsec_",)),
     ("SendGrid", r"SG\.", r"[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}", (r"SG\.",)),
     ("JWT", r"", r"eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*", ("eyJ",)),
     ("Mapbox secret", r"sk\.", r"eyJ[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{20,}", (r"sk\.",)),
     ("Twilio API key", r"SK", r"[0-9a-fA-F]{32}", (r"SK[0-9a-fA-F]{32}",)),
-    ("Mailgun", r"(?:key-|pubkey-)", r"[0-9a-f]{32}", ("key-",)),
+    ("Mailgun", r"key-|pubkey-", r"[0-9a-f]{32}", ("key-",)),
     ("Shopify", r"shp(?:at|ca|pa|ss)_", r"[a-fA-F0-9]{32}", ("shp",)),
     ("DigitalOcean", r"do[opr]_v1_", r"[a-f0-9]{64}", ("dop_", "doo_", "dor_")),
     ("Databricks", r"dapi", r"[a-f0-9]{32}(?:-[0-9])?", ("dapi",)),
@@ -98,19 +104,19 @@ PROVIDER_TOKENS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("Firecrawl", r"fc-", r"[a-f0-9]{32}", ("fc-",)),
     ("E2B", r"e2b_", r"[a-f0-9]{40}", ("e2b_",)),
     ("Linear", r"lin_api_", r"[A-Za-z0-9]{40}", ("lin_api_",)),
-    ("Notion", r"(?:ntn_|secret_)", r"[A-Za-z0-9]{40,}", ("ntn_", "secret_")),
+    ("Notion", r"ntn_|secret_", r"[A-Za-z0-9]{40,}", ("ntn_", "secret_")),
     ("Atlassian", r"ATATT3", r"[A-Za-z0-9_=-]{50,}", ("ATATT3",)),
     ("Airtable", r"pat", r"[A-Za-z0-9]{14}\.[a-f0-9]{64}", (r"pat[A-Za-z0-9]{14}\.",)),
     ("Postman", r"PMAK-", r"[a-f0-9]{24}-[a-f0-9]{34}", ("PMAK-",)),
     ("Doppler", r"dp\.(?:pt|st|sa|ct|scim|audit)\.", r"[A-Za-z0-9]{40,}", (r"dp\.",)),
     ("HashiCorp Vault", r"hv[sb]\.", r"[A-Za-z0-9_-]{24,}", (r"hvs\.", r"hvb\.")),
     ("Sentry", r"sntry[su]_", r"[A-Za-z0-9+/=_]{40,}", ("sntry",)),
-    ("Square", r"(?:sq0atp-|sq0csp-|EAAA)", r"[A-Za-z0-9_-]{22,}", ("sq0", "EAAA")),
+    ("Square", r"sq0atp-|sq0csp-|EAAA", r"[A-Za-z0-9_-]{22,}", ("sq0", "EAAA")),
     ("Heroku", r"HRKU-", r"[A-Za-z0-9_-]{50,}", ("HRKU-",)),
-    ("Supabase", r"(?:sbp_|sb_secret_)", r"[A-Za-z0-9_-]{30,}", ("sbp_", "sb_secret_")),
+    ("Supabase", r"sbp_|sb_secret_", r"[A-Za-z0-9_-]{30,}", ("sbp_", "sb_secret_")),
     ("Figma", r"figd_", r"[A-Za-z0-9_-]{40,}", ("figd_",)),
     ("Docker Hub", r"dckr_pat_", r"[A-Za-z0-9_-]{20,}", ("dckr_pat_",)),
-    ("Grafana", r"(?:glc_|glsa_)", r"[A-Za-z0-9+/_]{32,}={0,2}", ("glc_", "glsa_")),
+    ("Grafana", r"glc_|glsa_", r"[A-Za-z0-9+/_]{32,}={0,2}", ("glc_", "glsa_")),
     ("New Relic", r"NRAK-", r"[A-Z0-9]{27}", ("NRAK-",)),
     ("age", r"AGE-SECRET-KEY-1", r"[0-9A-Z]{58}", ("AGE-SECRET-KEY-",)),
 )
@@ -132,16 +138,41 @@ _SECRET_VALUE = (
     r"|(?<== )[A-Za-z_][\w.]*[(\[])[^\s\"'&,;)}\]]+"
 )
 
+# Authorization: Bearer abc / Basic dXNlcjpwYXNz
+_HEADER_SCHEME = r"(?i:bearer|basic)\s+"
+_HEADER_VALUE = r"[A-Za-z0-9._~+/=-]{4,}"
+
+
+def _prefixes(alternation: str) -> list[str]:
+    """The top-level alternatives of ``alternation`` (``hf_|api_org_``)."""
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(alternation):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "|" and depth == 0:
+            parts.append(alternation[start:index])
+            start = index + 1
+    return [*parts, alternation[start:]]
+
+
+_RULES = [
+    (_HEADER_SCHEME, _HEADER_VALUE),
+    (_SECRET_NAME, _SECRET_VALUE),
+    *(
+        (prefix, rest)
+        for _provider, prefixes, rest, _marks in PROVIDER_TOKENS
+        for prefix in _prefixes(prefixes)
+    ),
+]
+# One pass finds them all. Each rule starts with a literal where it can, which the regex
+# engine checks before trying the rule, and the start condition is tested once for all: after
+# a non-alphanumeric, at a camelCase hump (``dbPassword``), after an escape (``\n`` in a repr)
+# or a percent-encoded byte (``%3D`` in a query).
 _CREDENTIALS = re.compile(
-    "|".join(
-        [
-            # Authorization: Bearer abc / Basic dXNlcjpwYXNz
-            r"(\b(?i:bearer|basic)\s+)[A-Za-z0-9._~+/=-]{4,}",
-            rf"(?:(?<![A-Za-z0-9])|(?<=[a-z0-9])(?=[A-Z]))({_SECRET_NAME}){_SECRET_VALUE}",
-            *(f"{_STARTS}({prefix}){rest}" for _provider, prefix, rest, _marks in PROVIDER_TOKENS),
-        ]
-    )
+    r"(?:(?<![A-Za-z0-9])|(?<=[a-z0-9])(?=[A-Z])|(?<=\\[nrt])|(?<=%[0-9A-Fa-f]{2}))"
+    f"(?:{'|'.join(kept + masked for kept, masked in _RULES)})"
 )
+# What stays visible of a match: the header scheme, the name, or the token's prefix.
+_KEPT = re.compile("|".join(f"{kept}(?={masked})" for kept, masked in _RULES))
 # the query string of any URL: https://host/path?key=value
 _URL_QUERY = re.compile(r"(?i)\b((?:https?|wss?|ftp)://[^\s?#\"'<>]+)\?[^\s#\"'<>]+")
 # user:password@ in URLs
@@ -182,16 +213,16 @@ _TRIGGER = re.compile(
 )
 
 
-def _keep_name(match: re.Match[str]) -> str:
-    """The match with its one captured part (a name, a header scheme, a token prefix) kept."""
-    return f"{match[match.lastindex or 0]}{MASK}"
+def _masked(match: re.Match[str]) -> str:
+    kept = _KEPT.match(match[0])
+    return f"{kept[0] if kept else ''}{MASK}"
 
 
 def redact_text(text: str) -> str:
     """``text`` with tokens, credential pairs, private keys and URL query strings masked."""
     if _TRIGGER.search(text) is None:
         return text
-    text = _CREDENTIALS.sub(_keep_name, text)
+    text = _CREDENTIALS.sub(_masked, text)
     text = _URL_QUERY.sub(rf"\1?{MASK}", text)
     return _URL_PASSWORD.sub(rf"\1:{MASK}@", text)
 

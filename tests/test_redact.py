@@ -564,8 +564,11 @@ def test_with_redaction_off_the_same_secrets_arrive(
 
 @pytest.mark.parametrize(
     ("prefix", "rest"),
-    [(prefix, rest) for _provider, prefix, rest, _marks in _redact.PROVIDER_TOKENS],
-    ids=[provider for provider, *_rest in _redact.PROVIDER_TOKENS],
+    [
+        (prefix, rest)
+        for _provider, prefixes, rest, _marks in _redact.PROVIDER_TOKENS
+        for prefix in _redact._prefixes(prefixes)
+    ],
 )
 def test_every_row_of_the_table_is_reached_by_the_quick_check(prefix: str, rest: str) -> None:
     """Any string a row matches carries one of the row's marks, or it would skip redaction."""
