@@ -23,6 +23,19 @@ class Job:
     claim: Claim | None = None
     from_spool: bool = False  # also for the halves of a claimed job, which hold no claim
     settled: bool = False
+    size: int = -1  # bytes of its body; worked out when not given
+
+    def __post_init__(self) -> None:
+        if self.size < 0:
+            self.size = 2 + sum(
+                (len(body) if body.isascii() else len(body.encode("utf-8"))) + 1
+                for body in self.bodies
+            )
+
+    @property
+    def mergeable(self) -> bool:
+        """A batch of this run's metrics, which may travel with others in one request."""
+        return self.kind == "metric" and self.claim is None and not self.from_spool
 
     def payload(self) -> bytes:
         text = self.bodies[0] if self.kind == "error" else "[" + ",".join(self.bodies) + "]"
@@ -41,6 +54,7 @@ class Batcher:
 
     def __init__(self, batch_size: int, flush_interval: float) -> None:
         self.events_per_request = batch_size  # fewer once the endpoint answered 413
+        self.body_limit: int | None = None  # events per request that passed a 413, if any
         self.flush_interval = flush_interval
         self._lock = threading.Lock()
         self._pending = _Pending()
@@ -89,9 +103,10 @@ class Batcher:
         """After a 413, later batches start at the size that passed: a proxy's body limit
         stays where it is."""
         self.events_per_request = max(1, min(self.events_per_request, events))
+        self.body_limit = self.events_per_request
 
     def _close(self) -> Job:
         """The pending batch as a job, and a new empty one (call with the lock held)."""
-        job = Job("metric", self._pending.bodies)
+        job = Job("metric", self._pending.bodies, size=self._pending.size)
         self._pending = _Pending()
         return job

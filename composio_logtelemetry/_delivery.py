@@ -1,16 +1,18 @@
 """Requests -> the endpoint: senders, retries, 413 splits, the spool, replay, and the close.
 
 The listener thread (or, for a handler used directly, the logging thread) adds events; the
-batcher closes them into jobs; a few sender threads post them so that a slow endpoint costs
-latency, not throughput. Every event ends sent, rejected, spooled or dropped, and is counted
-as such. The engine's lifecycle is one value, ``state``: RUNNING, then DRAINING (nothing may
-wait past the drain's deadline), then CLOSED (what comes later goes to the spool).
+batcher closes them into jobs, which wait for a sender; a few sender threads post them. A
+free sender takes every batch that waits (up to ``MAX_BATCH_BYTES``) in one request, so a
+slow endpoint costs latency, not throughput. Every event ends sent, rejected, spooled or
+dropped, and is counted as such. The engine's lifecycle is one value, ``state``: RUNNING,
+then DRAINING (nothing may wait past the drain's deadline), then CLOSED (what comes later
+goes to the spool).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +20,7 @@ from collections.abc import Callable, Iterator
 from urllib3.util.retry import Retry
 
 from . import _diagnostics
-from ._batch import Batcher, Job
+from ._batch import MAX_BATCH_BYTES, Batcher, Job
 from ._runtime import State
 from ._spool import Claim, Spool
 from ._stats import Counters
@@ -30,6 +32,9 @@ UNHEALTHY_PROBE_INTERVAL = 10.0
 SPOOL_HANDOFF = 0.15
 PATIENCE = 1.0
 DRAIN_PATIENCE = 0.25
+MAX_WAITING_BYTES = 4 * MAX_BATCH_BYTES
+"""Encoded events waiting for a sender; past this the listener waits (``PATIENCE``), then
+spools: memory stays bounded whatever the endpoint does."""
 
 
 class Delivery:
@@ -56,7 +61,9 @@ class Delivery:
         self._register_thread = thread_registry
         self._settle_lock = threading.Condition()
         self._unsettled: set[Job] = set()
-        self._outbox: queue.Queue[Job | None] = queue.Queue(maxsize=SENDERS)
+        self._work = threading.Condition()  # guards the jobs waiting for a sender
+        self._waiting: collections.deque[Job] = collections.deque()
+        self._waiting_bytes = 0
         self._senders: list[threading.Thread] = []
         self._senders_lock = threading.Lock()
         self._closed = threading.Event()  # wakes retry waits when the state becomes CLOSED
@@ -64,6 +71,9 @@ class Delivery:
         self._consecutive_failures = 0
         self._next_replay = 0.0
         self._handoff_at = float("inf")
+        self._drain_began = float("inf")
+        self._last_accepted = 0.0
+        self.last_cause: str | None = None  # of the latest failed attempt, said at exit
 
     # -- the producing side: listener thread, or the logging thread when used directly -----
 
@@ -113,25 +123,67 @@ class Delivery:
         if self.closed:
             self._keep_for_later(job)
             return
-        try:
-            self._outbox.put_nowait(job)
-            self._overflowing = False
-            return
-        except queue.Full:
-            pass
-        # Every sender is busy. A slow or flaky endpoint frees one soon; a hung or dead one
-        # does not, and then waiting would only fill the record queue: spool instead.
+        if not self._wait_for_room(job):
+            self._overflowing = True
+            self._settle_failed(job, "endpoint not keeping up")
+
+    def _wait_for_room(self, job: Job) -> bool:
+        """Puts ``job`` where the senders take work. Every sender is busy when there is no
+        room: a slow or flaky endpoint makes room soon; a hung or dead one does not, and then
+        waiting would only fill the record queue, so after ``PATIENCE`` it returns False."""
         patience = 0.0 if self._overflowing else (PATIENCE if self._running else DRAIN_PATIENCE)
         give_up_at = min(time.monotonic() + patience, self._handoff_at)
-        while not self.closed:
-            try:
-                self._outbox.put(job, timeout=max(0.0, min(0.05, give_up_at - time.monotonic())))
-                return
-            except queue.Full:
-                if time.monotonic() >= give_up_at:
+        with self._work:
+            while not self.closed:
+                if not self._waiting or self._waiting_bytes + job.size <= MAX_WAITING_BYTES:
+                    self._waiting.append(job)
+                    self._waiting_bytes += job.size
+                    self._overflowing = False
+                    self._work.notify()
+                    return True
+                remaining = give_up_at - time.monotonic()
+                if remaining <= 0:
                     break
-        self._overflowing = True
-        self._settle_failed(job, "endpoint not keeping up")
+                self._work.wait(min(remaining, 0.05))
+        return False
+
+    def _next_job(self) -> Job | None:
+        """What a free sender posts next (None once the engine is closed): the oldest job,
+        with the batches of metrics that wait behind it, up to ``MAX_BATCH_BYTES``."""
+        with self._work:
+            while not self._waiting or self.closed:
+                if self.closed:
+                    return None
+                self._work.wait()
+            job = self._waiting.popleft()
+            self._waiting_bytes -= job.size
+            if job.mergeable and self._waiting and self._waiting[0].mergeable:
+                job = self._merged(job)
+            self._work.notify_all()  # room for a listener that waits
+            return job
+
+    def _merged(self, first: Job) -> Job:
+        """``first`` and the mergeable jobs after it as one job (call with ``_work`` held)."""
+        parts, size, events = [first], first.size, len(first.bodies)
+        limit = self.batcher.body_limit
+        while self._waiting and self._waiting[0].mergeable:
+            following = self._waiting[0]
+            if size + following.size > MAX_BATCH_BYTES or (
+                limit is not None and events + len(following.bodies) > limit
+            ):
+                break
+            self._waiting.popleft()
+            self._waiting_bytes -= following.size
+            parts.append(following)
+            size += following.size
+            events += len(following.bodies)
+        if len(parts) == 1:
+            return first
+        merged = Job("metric", [body for part in parts for body in part.bodies], size=size)
+        with self._settle_lock:  # one job settles for them all
+            self._unsettled.difference_update(parts)
+            self._unsettled.add(merged)
+        return merged
 
     # -- replaying the spool -------------------------------------------------------------
 
@@ -147,7 +199,7 @@ class Delivery:
             if self._unsettled:
                 return False  # jobs in flight already probe the endpoint
         submitted = False
-        while not self._outbox.full():
+        while len(self._waiting) < SENDERS:
             try:
                 claim = self.spool.claim(self.batcher.events_per_request)
                 expired = self.spool.expired_count_and_reset()
@@ -163,9 +215,7 @@ class Delivery:
             with self._settle_lock:
                 self._unsettled.add(job)
             self.start_senders()
-            try:
-                self._outbox.put_nowait(job)
-            except queue.Full:
+            if not self._wait_for_room(job):
                 self._release(job)
                 return submitted
             submitted = True
@@ -195,7 +245,7 @@ class Delivery:
 
     def _send_forever(self) -> None:
         while True:
-            job = self._outbox.get()
+            job = self._next_job()
             if job is None:
                 return
             try:
@@ -210,6 +260,7 @@ class Delivery:
         while not self.closed:
             outcome = self.transport.post(job.kind, body)
             if outcome.delivered:
+                self._last_accepted = time.monotonic()
                 self._mark_health(True)
                 self._settle_sent(job)
                 return
@@ -221,13 +272,14 @@ class Delivery:
                     self._settle_rejected(job, outcome)
                 return
             self._mark_health(False)
-            step = self.transport.next_wait(retry, outcome, job.kind)
-            if step is None or not self.background or self._draining_gives_up():
-                self._settle_failed(job, outcome.describe())
+            self._failed_attempt(outcome)
+            step = None if outcome.lasting else self.transport.next_wait(retry, outcome, job.kind)
+            if step is None or not self.background:
+                self._settle_failed(job, outcome.cause)
                 return
             retry, wait = step
             if time.monotonic() + wait >= self._handoff_at:
-                self._settle_failed(job, outcome.describe())
+                self._settle_failed(job, outcome.cause)
                 return
             self.counters.add("retried", len(job.bodies))
             if self._closed.wait(wait):
@@ -260,9 +312,14 @@ class Delivery:
             if self.closed:  # close() may have listed the unsettled before this
                 self._settle_failed(part, "shutdown timeout")
 
-    def _draining_gives_up(self) -> bool:
-        """At exit, a failing endpoint is not worth the user's wait: spool at once."""
-        return not self._running and self._consecutive_failures >= 2
+    def _failed_attempt(self, outcome: Outcome) -> None:
+        """Remembers the cause; in a drain, an endpoint that has accepted nothing since the
+        drain began and does not even answer (refused, hung, a certificate that does not
+        verify) is not worth the user's wait: the drain's deadline becomes now, so what is
+        left goes to the spool at once. One that answers (a reset, a 503) keeps the budget."""
+        self.last_cause = outcome.cause
+        if not self._running and outcome.unanswered and self._last_accepted < self._drain_began:
+            self._handoff_at = min(self._handoff_at, time.monotonic())
 
     @property
     def _running(self) -> bool:
@@ -405,19 +462,28 @@ class Delivery:
         """From now on, nothing may wait past ``deadline``: retries give up early."""
         if self.state is State.RUNNING:
             self.state = State.DRAINING
+            self._drain_began = time.monotonic()
         self._handoff_at = min(self._handoff_at, deadline - SPOOL_HANDOFF)
 
     def close(self, deadline: float) -> None:
         """Sends what it can until ``deadline``, then spools whatever is still unsettled."""
         self.begin_drain(deadline)
         self.send_pending()
-        # A healthy endpoint also takes what earlier runs spooled, while the budget lasts.
-        while self.wait_idle(self._handoff_at) and self.healthy and self._senders:
+        # Within the budget the drain goes on while the endpoint makes progress: what this
+        # run spooled (a batch out of retries) and what earlier runs spooled go too.
+        while (
+            self.wait_idle(self._handoff_at)
+            and self._senders
+            and time.monotonic() < self._handoff_at
+            and (self.healthy or self._last_accepted >= self._drain_began)
+        ):
             self._next_replay = 0.0
             if not self._replay():
                 break
         self.state = State.CLOSED
         self._closed.set()
+        with self._work:
+            self._work.notify_all()  # senders waiting for work end
         pending = self.batcher.take()  # what another thread added since send_pending
         with self._settle_lock:
             if pending is not None:
@@ -428,9 +494,5 @@ class Delivery:
                 self._release(job)
             else:
                 self._settle_failed(job, "shutdown timeout")
-        for _ in self._senders:
-            try:
-                self._outbox.put_nowait(None)
-            except queue.Full:
-                break
+        self.wait_idle(time.monotonic() + SPOOL_HANDOFF)  # a sender may be spooling one still
         self.transport.close()

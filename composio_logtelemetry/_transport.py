@@ -91,6 +91,9 @@ class Outcome:
     response: object | None  # the urllib3 response, for ``Retry``
     lasting: bool = False
     url: str = ""  # where it was posted, as shown (``shown_url``)
+    unanswered: bool = False
+    """Nothing answered at the endpoint's address: refused, no such name, no reply in time.
+    An exit drain gives up at once on such an endpoint (a reset or a 503 is worth a retry)."""
 
     @property
     def delivered(self) -> bool:
@@ -214,14 +217,15 @@ class Transport:
                 response.close()
             if deadline.expired:
                 # The reply was cut off at the deadline, which urllib3 may take as its end.
-                return Outcome(None, self._no_reply(), None, url=shown_url(url))
+                return Outcome(None, self._no_reply(), None, url=shown_url(url), unanswered=True)
             status = response.status_code
             lasting = status == HTTPStatus.PROXY_AUTHENTICATION_REQUIRED
             return Outcome(status, None, response.raw, lasting, shown_url(url))
         except Exception as exc:  # a broken proxy setting, an odd adapter: never raise
             deadline.finish()
             error, lasting = self._cause(exc, expired=deadline.expired)
-            return Outcome(None, error, None, lasting, shown_url(url))
+            unanswered = lasting or not _answered(exc, expired=deadline.expired)
+            return Outcome(None, error, None, lasting, shown_url(url), unanswered)
 
     def _no_reply(self) -> str:
         return f"no reply from {self._host_port()} within timeout={self.timeout:g} s"
@@ -331,3 +335,15 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         yield error
         nested = [*error.args, getattr(error, "reason", None), error.__cause__, error.__context__]
         waiting.extend(item for item in nested if isinstance(item, BaseException))
+
+
+def _answered(exc: BaseException, *, expired: bool) -> bool:
+    """Whether something at the endpoint's address took part (a reset, a TLS error), as
+    opposed to a refused connection, a name that does not resolve or a request past its
+    deadline."""
+    if expired:
+        return False
+    return not any(
+        isinstance(error, ConnectionRefusedError | socket.gaierror | TimeoutError)
+        for error in _causes(exc)
+    )

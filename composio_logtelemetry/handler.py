@@ -302,6 +302,11 @@ class TelemetryHandler(logging.Handler):
         except Exception:
             return 0
 
+    def last_cause(self) -> str | None:
+        """Why the latest attempt to deliver failed, in words a user can act on."""
+        delivery = self._current_delivery()
+        return None if delivery is None else delivery.last_cause
+
     def undelivered(self) -> int:
         """Events that left without being delivered: failed, rejected or dropped."""
         return self.counters.undelivered()

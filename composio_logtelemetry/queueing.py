@@ -177,6 +177,7 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
         self._start_lock = threading.Lock()
         self._drop_lock = threading.Lock()
         self._dropped_queue_full = 0
+        self._losses_at_flush = 0  # dropped and undelivered, as the last flush() saw them
         self._compact = False
         _runtime.add_pipeline(self)
 
@@ -395,14 +396,15 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
     # -- flush, shutdown, stats ----------------------------------------------------------------
 
     def flush(self, timeout: float | None = None) -> bool:  # type: ignore[override]
-        """Waits (at most ``timeout``) until what was logged before is delivered."""
+        """Waits (at most ``timeout``) until what was logged before is delivered; True when
+        all of it was: nothing dropped for a full queue, failed, spooled or rejected since
+        the previous flush."""
         if self.state is not State.RUNNING or self.disabled:
             return True
         if holds_logging_lock():  # dictConfig: our senders need that lock; close() follows
             return False
         deadline = time.monotonic() + (self.shutdown_timeout if timeout is None else timeout)
         handlers = self._telemetry_handlers()
-        undelivered_before = sum(h.undelivered() for h in handlers)
         request = _FlushRequest()
         records: Any = self.queue
         try:
@@ -412,7 +414,11 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
         if not request.done.wait(max(0.0, deadline - time.monotonic())):
             return False
         idle = all(h.wait_idle(deadline) for h in handlers)
-        return idle and sum(h.undelivered() for h in handlers) == undelivered_before
+        with self._drop_lock:
+            losses = self._dropped_queue_full + sum(h.undelivered() for h in handlers)
+            lost_since = losses - self._losses_at_flush
+            self._losses_at_flush = losses
+        return idle and lost_since == 0
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Delivers what is queued within ``timeout`` (default ``shutdown_timeout``), spools
@@ -428,7 +434,6 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
             if not running or self.disabled:
                 return
         handlers = self._telemetry_handlers()
-        before = self.stats()
         for handler in handlers:
             handler.begin_drain(deadline)
         listener = self.listener
@@ -441,21 +446,18 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
             handler.close_delivery(deadline)
         records: Any = self.queue
         unprocessed = 0 if stopped else max(0, records.qsize() - 1)  # less the stop sentinel
-        self._report_exit(before, self.stats(), unprocessed, handlers, moment)
+        self._report_exit(self.stats(), unprocessed, handlers, moment)
 
     def _report_exit(
         self,
-        before: dict[str, int],
         after: dict[str, int],
         unprocessed: int,
         handlers: list[TelemetryHandler],
         moment: str,
     ) -> None:
         """One line for the whole run: what waits in the spool, what the endpoint refused,
-        what is gone. Events spooled during the drain and replayed by it are not counted."""
-        spooled = max(
-            0, after["spooled"] - before["spooled"] - (after["replayed"] - before["replayed"])
-        )
+        what is gone, and the last cause. Events spooled and replayed since are not counted."""
+        spooled = max(0, after["spooled"] - after["replayed"])
         losses = {
             "queue full": after["dropped_queue_full"],
             "evicted from the full spool": after["spool_evicted"],
@@ -476,6 +478,9 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
         if lost:
             why = ", ".join(f"{count} {reason}" for reason, count in losses.items() if count)
             parts.append(f"{lost} lost ({why})")
+        causes = [cause for cause in (h.last_cause() for h in handlers) if cause]
+        if causes and (spooled or lost):
+            parts.append(f"last cause: {causes[-1]}")
         _diagnostics.say(f"{moment}, telemetry not delivered: " + "; ".join(parts))
 
     def stats(self) -> dict[str, int]:
@@ -501,6 +506,7 @@ class TelemetryQueueHandler(logging.handlers.QueueHandler):
         self._start_lock = threading.Lock()
         self._drop_lock = threading.Lock()
         self._dropped_queue_full = 0
+        self._losses_at_flush = 0
         self._state, self._state_pid = State.IDLE, 0
         self.queue = _fresh_queue_like(self.queue)
         handlers = self._telemetry_handlers()

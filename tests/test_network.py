@@ -322,12 +322,6 @@ def test_a_proxy_that_is_down_is_said_and_the_events_spooled_at_exit(
     assert endpoint.requests == 0
 
 
-EXIT_LINE_CAUSE = pytest.mark.xfail(
-    strict=True, reason="issue 15: the exit summary does not repeat the last cause yet"
-)
-
-
-@EXIT_LINE_CAUSE
 def test_the_exit_line_names_an_untrusted_certificate(
     make_endpoint: Callable[..., Endpoint], certificates: Certificates, tmp_path: Path
 ) -> None:
@@ -337,7 +331,6 @@ def test_the_exit_line_names_an_untrusted_certificate(
     assert "REQUESTS_CA_BUNDLE=/path/ca.pem" in result.stderr
 
 
-@EXIT_LINE_CAUSE
 def test_the_exit_line_names_a_proxy_that_is_down(
     make_endpoint: Callable[..., Endpoint], certificates: Certificates, tmp_path: Path
 ) -> None:
