@@ -23,6 +23,9 @@ import composio_logtelemetry
 from composio_logtelemetry import _diagnostics
 from composio_logtelemetry.devtools.receiver import Receiver
 
+# Helper modules the tests import and whose asserts must say what failed.
+pytest.register_assert_rewrite("hostile", "records")
+
 
 def _schemas() -> dict[str, dict[str, Any]]:
     folder = resources.files("composio_logtelemetry") / "schemas"
