@@ -119,3 +119,49 @@ def test_a_handler_name_that_does_not_exist_is_said_with_the_way_out(
         "composio-logtelemetry: warning: TelemetryQueueHandler has no handler to pass records "
         "to, so telemetry is off: check the names in its 'handlers'",
     ]
+
+
+# -- plain http --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://telemetry.example.com/v1",
+        "http://10.0.0.5:8080/v1",
+        "http://[2001:db8::1]/v1",
+        "http://localhost.example.com/v1",
+        "http://127.0.0.1.nip.io/v1",
+        "HTTP://TELEMETRY.EXAMPLE.COM/v1",
+    ],
+)
+def test_plain_http_to_a_remote_host_is_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="allow_insecure"):
+        TelemetryHandler(endpoint=url)
+    TelemetryHandler(endpoint=url, allow_insecure=True)  # the explicit escape hatch
+
+
+def test_plain_http_from_the_environment_is_refused_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COMPOSIO_TELEMETRY_URL", "http://telemetry.example.com/v1")
+    with pytest.raises(ValueError, match="allow_insecure"):
+        TelemetryHandler()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://telemetry.example.com/v1",
+        "http://127.0.0.1:8787/v1",
+        "http://127.3.2.1/v1",
+        "http://localhost:8787/v1",
+        "http://[::1]:8787/v1",
+    ],
+)
+def test_https_and_loopback_http_are_accepted(url: str) -> None:
+    assert TelemetryHandler(endpoint=url).endpoint == url
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com/v1", "telemetry.example.com", "https:///v1"])
+def test_endpoints_that_are_not_http_urls_are_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="endpoint"):
+        TelemetryHandler(endpoint=url)
