@@ -549,3 +549,72 @@ def test_memory_stays_flat_with_the_endpoint_down_and_no_spool() -> None:
     assert int(rss_late) - int(rss_early) < 8 * 2**20
     assert int(lost) > 0  # and what could not be kept is counted
     assert "lost" in result.stderr  # and said once at exit
+
+
+# -- the exit drain on an endpoint that makes progress ----------------------------------------
+
+FLAKY_EXIT_APP = """
+import logging, logging.config
+logging.config.dictConfig({{
+    "version": 1,
+    "handlers": {{
+        "telemetry": {{"class": "composio_logtelemetry.TelemetryQueueHandler",
+                       "handlers": ["composio"], ".": {{"shutdown_timeout": {budget}}}}},
+        "composio": {{"class": "composio_logtelemetry.TelemetryHandler", "endpoint": {url!r},
+                     "spool_path": {spool!r}, "retry_backoff": 0.05}},
+    }},
+    "root": {{"handlers": ["telemetry"], "level": "INFO"}},
+}})
+log = logging.getLogger("app")
+for i in range({count}):
+    log.info("tick", extra={{"telemetry": {{"functionName": "Flaky.tick", "props": {{"n": i}}}}}})
+"""
+
+
+def test_a_flaky_endpoint_at_exit_gets_everything_within_the_budget(
+    endpoint: FaultyEndpoint, tmp_path: Any
+) -> None:
+    """30% of requests answered 500/503/429 and 10% reset: the drain keeps working while
+    requests go through, instead of leaving the rest in the spool for a later run."""
+    endpoint.flaky(failure_rate=0.3, reset_rate=0.1, seed=7)
+    spool = str(tmp_path / "spool.sqlite3")
+    budget = 30.0
+    result = run_python(
+        FLAKY_EXIT_APP.format(budget=budget, url=endpoint.base_url, spool=spool, count=3000)
+    )
+    assert result.returncode == 0, result.stderr
+    received = {event["props"]["n"] for _, event in endpoint.events}
+    assert received == set(range(3000))  # at least once: a reset may have doubled some
+    assert Spool(spool).stats()["events"] == 0
+    assert result.elapsed < budget  # done when everything is delivered, not at the deadline
+    assert "Traceback" not in result.stderr
+
+
+def test_a_refused_endpoint_at_exit_is_given_up_at_once(tmp_path: Any) -> None:
+    spool = str(tmp_path / "spool.sqlite3")
+    down = f"http://127.0.0.1:{closed_port()}/v1"
+    budget = 10.0
+    result = run_python(FLAKY_EXIT_APP.format(budget=budget, url=down, spool=spool, count=500))
+    assert result.returncode == 0, result.stderr
+    assert result.elapsed < 2.0 + MARGIN  # far from the 10 s budget
+    assert Spool(spool).stats()["events"] == 500
+    assert "500 saved to the spool" in result.stderr
+    assert "last cause: connection refused by 127.0.0.1" in result.stderr
+
+
+# -- flush() tells the truth --------------------------------------------------------------------
+
+
+def test_flush_is_false_after_records_were_dropped_for_a_full_queue(
+    endpoint: FaultyEndpoint, pipeline: Any
+) -> None:
+    endpoint.script = lambda kind: ("stall",)  # the listener's senders hold everything up
+    logger, handler = pipeline(queue_options={"maxsize": 50}, timeout=0.5, max_retries=0)
+    for number in range(2000):
+        logger.info("x", extra={"telemetry": {"functionName": "Full", "props": {"n": number}}})
+    assert handler.stats()["dropped_queue_full"] > 0
+    endpoint.script = lambda kind: ("ok",)
+    endpoint.release_stalls.set()
+    assert handler.flush(20.0) is False  # some of what was logged before it is gone
+    logger.info("y", extra={"telemetry": {"functionName": "Full.after"}})
+    assert handler.flush(20.0) is True  # nothing lost since the last flush
