@@ -16,15 +16,19 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
-
-from urllib3.util.retry import Retry
+from typing import TYPE_CHECKING
 
 from . import _diagnostics
 from ._batch import MAX_BATCH_BYTES, Batcher, Job
+from ._endpoint import shown_url
 from ._runtime import State
 from ._spool import Claim, Spool
 from ._stats import Counters
-from ._transport import Outcome, Transport, shown_url
+
+if TYPE_CHECKING:  # requests and urllib3 are imported with the first Transport, not here
+    from urllib3.util.retry import Retry
+
+    from ._transport import Outcome, Transport
 
 SENDERS = 4
 REPLAY_IDLE_RECHECK = 5.0

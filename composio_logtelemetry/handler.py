@@ -16,12 +16,12 @@ from typing import Any
 from . import _diagnostics, _runtime
 from ._capture import CAPTURED_ERROR_ATTR
 from ._delivery import SENDERS, Delivery
+from ._endpoint import DEFAULT_ENDPOINT, check_endpoint
 from ._options import check_bool, check_count, check_rate, check_seconds, disabled_by_environment
 from ._policy import BeforeSend, Policy
 from ._runtime import holds_logging_lock, register_library_thread, run_outside_logging_lock
 from ._spool import Spool, default_spool_path
 from ._stats import STAT_KEYS, Counters
-from ._transport import DEFAULT_ENDPOINT, Transport, check_endpoint
 from .formatter import TelemetryFormatter
 from .models import Event
 
@@ -153,6 +153,10 @@ class TelemetryHandler(logging.Handler):
         return delivery
 
     def _new_delivery(self) -> Delivery:
+        # requests (most of the library's import time) is imported when the first event is
+        # sent, not by ``import`` or dictConfig: a CLI that configures logging never pays it.
+        from ._transport import Transport
+
         capture = TelemetryHandler._capture_endpoint
         transport = Transport(
             capture or self.endpoint,
