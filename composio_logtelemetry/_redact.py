@@ -124,22 +124,25 @@ PROVIDER_TOKENS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
 # A name that says its value is secret: ``api_key``, ``OPENAI_API_KEY``, ``GITHUB_TOKEN``,
 # ``DATABASE_PASSWORD``, ``SecretAccessKey``, ``AccountKey``, ``x-api-key``. The word starts
 # after a separator or at a camelCase hump, so ``monkey`` or ``prompt_tokens`` are not names.
-_SECRET_NAME = (
-    r"(?i:(?:api[-_. ]?key|(?:access|secret|private|account|storage|signing|master|encryption"
-    r"|client|app|service|subscription|license|webhook|session|auth)[-_.]?key"
-    r"|token|secret|password|passwd|passphrase|pwd|credentials?|authorization|cookie|sig"
-    r"|signature|auth)(?![a-z0-9])[\"']?\s*[=:]\s*[\"']?)"
+_KEY_KINDS = "access|secret|private|account|storage|signing|master|encryption|client|app"
+_KEY_KINDS += "|service|subscription|license|webhook|session|auth"
+_SECRET_NAME_WORDS = (
+    r"api[-_. ]?key",
+    *(rf"{kind}[-_.]?key" for kind in _KEY_KINDS.split("|")),
+    *("token", "secret", "password", "passwd", "passphrase", "pwd", "credentials?"),
+    *("authorization", "cookie", "signature", "auth"),
 )
 # ...whose value is masked, unless it is already masked, a Bearer/Basic header (masked by its
-# own rule), a literal, a container's opening, or code in a traceback line
-# (``token = get_token()``, ``key = os.environ["KEY"]``).
+# own rule), a literal, a container's opening, or code in a traceback line: a dotted or
+# snake_case name called or indexed after `` = `` (``token = get_token()``,
+# ``key = os.environ["KEY"]``), which a random secret is not.
 _SECRET_VALUE = (
     r"(?!\[REDACTED\]|(?i:bearer|basic)\s|(?:None|True|False|null)\b|[\[{(<]"
-    r"|(?<== )[A-Za-z_][\w.]*[(\[])[^\s\"'&,;)}\]]+"
+    r"|(?<== )(?=\w*[._])[A-Za-z_][\w.]*[(\[])[^\s\"'&,;)}\]]+"
 )
 
 # Authorization: Bearer abc / Basic dXNlcjpwYXNz
-_HEADER_SCHEME = r"(?i:bearer|basic)\s+"
+_HEADER_SCHEME = r"[Bb](?i:earer|asic)\s+"
 _HEADER_VALUE = r"[A-Za-z0-9._~+/=-]{4,}"
 
 
@@ -154,9 +157,21 @@ def _prefixes(alternation: str) -> list[str]:
     return [*parts, alternation[start:]]
 
 
+def _secret_names() -> list[str]:
+    """The name rule split by first letter (``[Aa](?i:pi[-_. ]?key|ccess[-_.]?key|...)``), so
+    that, like the token rules, each starts with a character the engine checks first."""
+    by_first: dict[str, list[str]] = defaultdict(list)
+    for word in _SECRET_NAME_WORDS:
+        by_first[word[0]].append(word[1:])
+    return [
+        rf"[{first.upper()}{first}](?i:(?:{'|'.join(tails)})(?![a-z0-9]))[\"']?\s*[=:]\s*[\"']?"
+        for first, tails in by_first.items()
+    ]
+
+
 _RULES = [
     (_HEADER_SCHEME, _HEADER_VALUE),
-    (_SECRET_NAME, _SECRET_VALUE),
+    *((name, _SECRET_VALUE) for name in _secret_names()),
     *(
         (prefix, rest)
         for _provider, prefixes, rest, _marks in PROVIDER_TOKENS
@@ -198,7 +213,7 @@ def _trie(marks: list[str]) -> str:
 
 _WORD_MARKS = (
     *("bearer", "basic", "key", "token", "secret", "passw", "pwd", "auth", "cookie"),
-    *("credential", "signature"),
+    *("passphrase", "credential", "signature"),
 )
 # Every rule above needs one of these marks; most strings have none and skip the rewriting.
 # Words are looked for in lower, Capitalised and UPPER case (``Bearer``, ``apiKey``, ``TOKEN``).

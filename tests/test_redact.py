@@ -259,6 +259,8 @@ GENERATORS: list[Callable[[random.Random], Fake]] = [
     _env("OpenAI", "OPENAI_API_KEY="),
     _env("GitHub", "GITHUB_TOKEN="),
     _env("Postgres", "DATABASE_PASSWORD="),
+    _env("GPG", "GPG_PASSPHRASE="),
+    _env("Azure", "AZURE_CLIENT_SECRET: "),
     _env("env", "export STRIPE_SECRET_KEY="),
     _env("JSON", '"client_secret": "'),
     _env("repr", "'apiKey': '"),
