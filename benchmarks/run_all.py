@@ -11,7 +11,13 @@ import subprocess
 import sys
 import time
 
-BENCHMARKS = ("bench_emit.py", "bench_throughput.py", "bench_exit.py", "bench_memory.py")
+BENCHMARKS = (
+    "bench_emit.py",
+    "bench_throughput.py",
+    "bench_exit.py",
+    "bench_memory.py",
+    "bench_burst.py",
+)
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
