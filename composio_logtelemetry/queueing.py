@@ -37,6 +37,13 @@ DEFAULT_MAXSIZE = 10_000
 DEFAULT_SHUTDOWN_TIMEOUT = 5.0
 
 
+BURST = 256  # records the listener takes from the queue at once
+
+
+class _Burst(list[Any]):
+    """Records the listener took from the queue in one go (see ``dequeue``)."""
+
+
 class _FlushRequest:
     """Travels through the queue behind everything logged before ``flush()`` was called."""
 
@@ -50,13 +57,18 @@ class TelemetryQueueListener(logging.handlers.QueueListener):
     def __init__(
         self, queue: Any, *handlers: logging.Handler, respect_handler_level: bool = False
     ) -> None:
+        """Tells its telemetry handlers that they run behind a listener, so they batch and
+        send in the background (directly on a logger they send at once)."""
         super().__init__(queue, *handlers, respect_handler_level=respect_handler_level)
         self.telemetry_handlers = [h for h in handlers if isinstance(h, TelemetryHandler)]
         for handler in self.telemetry_handlers:
             handler.background = True
         self.owner: weakref.ref[TelemetryQueueHandler] | None = None
+        self._sentinel_met = False  # while taking what waits: the stdlib's loop sees it next
 
     def start(self) -> None:
+        """Starts the senders first (Python 3.12+ refuses new threads once exit began), then
+        the stdlib's thread, named and registered so that what it logs is never telemetry."""
         for handler in self.telemetry_handlers:
             handler.start_background()
         super().start()
@@ -66,15 +78,21 @@ class TelemetryQueueListener(logging.handlers.QueueListener):
             register_library_thread(thread)
 
     def dequeue(self, block: bool) -> Any:
-        """Waits at most until a partial batch is due: the stdlib blocks forever.
+        """Takes what waits in the queue at once (the stdlib takes one record per turn of its
+        loop), and waits at most until a partial batch is due (the stdlib blocks forever).
 
         A busy queue is read without working out that wait, which is most of the cost."""
         records: Any = self.queue
+        if self._sentinel_met:
+            self._sentinel_met = False
+            return getattr(self, "_sentinel", None)
         try:
-            return records.get(False)
+            first = records.get(False)
         except queue.Empty:
             if not block:
                 raise
+        else:
+            return self._with_what_waits(first)
         while True:
             timeout = min(
                 (h.seconds_until_due() for h in self.telemetry_handlers),
@@ -85,6 +103,26 @@ class TelemetryQueueListener(logging.handlers.QueueListener):
             except queue.Empty:
                 self._wake_handlers()
 
+    def _with_what_waits(self, first: Any) -> Any:
+        """``first``, or a ``_Burst`` of it and the records queued behind it."""
+        records: Any = self.queue
+        sentinel = getattr(self, "_sentinel", None)
+        if first is sentinel:
+            return first
+        burst: _Burst | None = None
+        for _ in range(BURST - 1):
+            try:
+                item = records.get(False)
+            except queue.Empty:
+                break
+            if item is sentinel:  # the stdlib's loop must see it on its own
+                self._sentinel_met = True
+                break
+            if burst is None:
+                burst = _Burst((first,))
+            burst.append(item)
+        return first if burst is None else burst
+
     def _wake_handlers(self) -> None:
         for handler in self.telemetry_handlers:
             try:
@@ -94,6 +132,13 @@ class TelemetryQueueListener(logging.handlers.QueueListener):
 
     def handle(self, record: Any) -> None:
         """Routes flush markers and ``push_event`` events; never lets an error kill the thread."""
+        if type(record) is _Burst:
+            for item in record:
+                self.handle(item)
+            if hasattr(self.queue, "task_done"):  # the stdlib calls it once for the burst
+                for _ in range(len(record) - 1):
+                    self.queue.task_done()
+            return
         try:
             if type(record) is QueuedRecord and not self.respect_handler_level:
                 for handler in self.telemetry_handlers:  # alone behind us, and unfiltered
