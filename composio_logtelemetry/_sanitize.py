@@ -27,6 +27,7 @@ MAX_MESSAGE = 8192
 MAX_STACK = 32 * 1024
 MAX_NAME = 512
 _MIN_INT, _MAX_INT = -(2**63), 2**64  # what JSON readers take as an integer
+_REDACT_OVERLAP = 512  # longer than any token format _redact knows
 
 _encoder = JsonEncoder()
 _CUT_MARK = re.compile(r"\.\.\.\[truncated \d+ chars\]")
@@ -83,8 +84,10 @@ def _json_safe(
 ) -> Any:
     """``budget`` holds how many more values the whole walk may take."""
     if type(value) is str:  # the common cases first
-        text = clean_text(value, MAX_STRING)
-        return _redact.redact_text(text) if redact else text
+        if redact:  # before the cut, so that a secret the cut would halve is masked whole
+            scanned = MAX_STRING + _REDACT_OVERLAP
+            value = _redact.redact_text(value[:scanned]) + value[scanned:]
+        return clean_text(value, MAX_STRING)
     if type(value) is dict:
         return _json_safe_dict(value, depth, path, redact, budget)
     if value is None or isinstance(value, bool):

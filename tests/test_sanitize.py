@@ -22,6 +22,7 @@ from composio_logtelemetry._sanitize import (
     MAX_STACK,
     MAX_STRING,
     TOO_MANY_VALUES,
+    to_json_safe,
 )
 from conftest import FaultyEndpoint
 from hostile import (
@@ -271,3 +272,12 @@ def test_reused_encoder_is_not_used_where_cycles_are_checked() -> None:
     cycle.append(cycle)
     with pytest.raises(ValueError, match="Circular"):
         reused_encoder(encoder)(cycle)
+
+
+def test_a_secret_the_length_cut_would_halve_is_masked_whole() -> None:
+    """A long props string is redacted before it is cut: no token's head survives the cut."""
+    token = "ghp_" + "A1b2C3d4E5" * 4
+    text = "x" * (MAX_STRING - 10) + " " + token + " tail"
+    safe = to_json_safe({"log": text}, redact=True)["log"]
+    assert "ghp_A1b2" not in safe
+    assert "[truncated" in safe
