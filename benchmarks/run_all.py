@@ -17,6 +17,7 @@ BENCHMARKS = (
     "bench_exit.py",
     "bench_memory.py",
     "bench_burst.py",
+    "bench_redact.py",
 )
 HERE = os.path.dirname(os.path.abspath(__file__))
 
