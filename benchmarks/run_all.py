@@ -18,6 +18,7 @@ BENCHMARKS = (
     "bench_memory.py",
     "bench_burst.py",
     "bench_redact.py",
+    "bench_import.py",
 )
 HERE = os.path.dirname(os.path.abspath(__file__))
 
