@@ -3,30 +3,31 @@
 Retry *policy* (which statuses, how many tries, backoff, ``Retry-After``) is urllib3's
 ``Retry`` value object; only the *waiting* is ours, because it must stop at shutdown.
 ``timeout`` bounds the whole request (connect, send, reply): see ``_deadline``.
+
+``requests`` and urllib3 (most of the library's import time) are imported by the first POST,
+on the sender thread that makes it: neither ``import``, dictConfig nor the first log call of
+the application pays for them.
 """
 
 from __future__ import annotations
 
-import http.client
 import os
 import random
 import socket
-import ssl
 import threading
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING
 
-import requests
-import urllib3
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
-
-from . import _deadline, _runtime
+from . import _runtime
 from ._endpoint import endpoint_url, shown_url
 from ._version import __version__
+
+if TYPE_CHECKING:
+    import requests
+    from urllib3.util.retry import Retry
 
 RETRY_STATUSES = frozenset({408, 429, *range(500, 600)})
 MAX_RETRY_AFTER = 60.0
@@ -105,21 +106,31 @@ class Transport:
         }
         self.timeout = timeout
         self.retry_backoff = retry_backoff
-        self.retry_policy = Retry(
-            total=max_retries,
-            backoff_factor=retry_backoff,
-            status_forcelist=RETRY_STATUSES,
-            allowed_methods=None,
-            respect_retry_after_header=True,
-            raise_on_status=False,
-            raise_on_redirect=False,
-        )
+        self.max_retries = max_retries
+        self._retry_policy: Retry | None = None
         self._pool_size = pool_size
         self._session: requests.Session | None = None
         self._templates: dict[str, requests.PreparedRequest] = {}
         self._session_pid = 0
         self._session_lock = threading.Lock()
         self._proxy: str | None = None
+
+    @property
+    def retry_policy(self) -> Retry:
+        """urllib3's ``Retry`` for our settings, made when first asked for (by a sender)."""
+        if self._retry_policy is None:
+            from urllib3.util.retry import Retry
+
+            self._retry_policy = Retry(
+                total=self.max_retries,
+                backoff_factor=self.retry_backoff,
+                status_forcelist=RETRY_STATUSES,
+                allowed_methods=None,
+                respect_retry_after_header=True,
+                raise_on_status=False,
+                raise_on_redirect=False,
+            )
+        return self._retry_policy
 
     def _current_session(self) -> tuple[requests.Session, dict[str, requests.PreparedRequest]]:
         """A session of this process (a forked child must not share its parent's sockets),
@@ -129,8 +140,12 @@ class Transport:
         if self._session is None or self._session_pid != pid:
             with self._session_lock:
                 if self._session is None or self._session_pid != pid:
+                    import requests
+
+                    from ._adapter import DeadlineAdapter
+
                     session = requests.Session()
-                    adapter = _DeadlineAdapter(
+                    adapter = DeadlineAdapter(
                         pool_connections=1, pool_maxsize=self._pool_size, max_retries=0
                     )
                     session.mount("http://", adapter)
@@ -158,9 +173,14 @@ class Transport:
     def post(self, kind: str, body: bytes) -> Outcome:
         """One attempt, within ``timeout`` in all; never raises."""
         url = self.urls[kind]
+        try:
+            session, templates = self._current_session()  # the first imports requests
+        except Exception as exc:  # a broken proxy setting: never raise
+            return Outcome(None, f"{type(exc).__name__}: {exc}", None, url=shown_url(url))
+        from . import _deadline  # imported with requests by the first call
+
         deadline = _deadline.start(self.timeout)
         try:
-            session, templates = self._current_session()
             request = templates[kind].copy()
             request.prepare_body(body, None)
             response = session.send(
@@ -195,6 +215,12 @@ class Transport:
 
     def _cause(self, exc: BaseException, *, expired: bool) -> tuple[str, bool]:
         """``exc`` in words a user can act on, and whether it will last (see ``Outcome``)."""
+        import http.client  # these come with requests, which the failed POST imported
+        import ssl
+
+        import requests
+        import urllib3
+
         host = urllib.parse.urlsplit(self.endpoint).hostname
         errors = list(_causes(exc))
         if expired or any(isinstance(error, (TimeoutError, socket.timeout)) for error in errors):
@@ -265,20 +291,6 @@ class Transport:
     def close(self) -> None:
         if self._session is not None and self._session_pid == _runtime.pid:
             self._session.close()
-
-
-class _DeadlineAdapter(HTTPAdapter):
-    """An adapter whose connections report to the watchdog of ``_deadline``, proxied or not."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = _deadline.POOL_CLASSES
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        if isinstance(manager, urllib3.ProxyManager):  # SOCKS managers have pools of their own
-            manager.pool_classes_by_scheme = _deadline.POOL_CLASSES
-        return manager
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:

@@ -8,17 +8,14 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from ._batch import Job
 from ._endpoint import DEFAULT_ENDPOINT, check_endpoint, normalize_endpoint, shown_url
 from ._event import make_event
 from ._spool import Spool, default_spool_path
+from ._transport import Transport
 from ._version import __version__
 from .formatter import TelemetryFormatter
-
-if TYPE_CHECKING:
-    from ._transport import Transport
 
 REPLAY_CLAIM_SIZE = 100
 
@@ -28,8 +25,6 @@ def _endpoint(args: argparse.Namespace) -> str:
 
 
 def _transport(endpoint: str, timeout: float) -> Transport:
-    from ._transport import Transport  # requests only for the commands that send: not serve
-
     return Transport(endpoint, timeout=timeout, max_retries=0, retry_backoff=0.0, pool_size=1)
 
 

@@ -22,6 +22,7 @@ from ._policy import BeforeSend, Policy
 from ._runtime import holds_logging_lock, register_library_thread, run_outside_logging_lock
 from ._spool import Spool, default_spool_path
 from ._stats import STAT_KEYS, Counters
+from ._transport import Transport
 from .formatter import TelemetryFormatter
 from .models import Event
 
@@ -153,10 +154,6 @@ class TelemetryHandler(logging.Handler):
         return delivery
 
     def _new_delivery(self) -> Delivery:
-        # requests (most of the library's import time) is imported when the first event is
-        # sent, not by ``import`` or dictConfig: a CLI that configures logging never pays it.
-        from ._transport import Transport
-
         capture = TelemetryHandler._capture_endpoint
         transport = Transport(
             capture or self.endpoint,

@@ -67,10 +67,15 @@ def test_import_and_dictconfig_leave_requests_unimported_until_the_first_event(
     assert after_sending == list(HTTP_CLIENT)  # the first event brought the client in
 
 
-def test_the_cli_imports_requests_only_for_commands_that_send() -> None:
+def test_requests_waits_for_the_first_post_not_for_the_transport() -> None:
+    """The first log call makes the engine (and its ``Transport``) on the application's thread:
+    requests is imported by the sender that posts, so that call does not pay for it."""
     result = run_python(
         "import json, sys\n"
         "import composio_logtelemetry.cli, composio_logtelemetry.devtools.receiver\n"
+        "from composio_logtelemetry._transport import Transport\n"
+        "Transport('http://127.0.0.1:9/v1', timeout=1.0, max_retries=0, retry_backoff=0.0,\n"
+        "          pool_size=1)\n"
         f"print(json.dumps({_loaded(HTTP_CLIENT)}))\n"
     )
     assert result.returncode == 0, result.stderr
