@@ -59,20 +59,28 @@ class Batcher:
         self._lock = threading.Lock()
         self._pending = _Pending()
 
-    def add(self, body: str, now: float, *, at_once: bool) -> list[Job]:
-        """Adds one metric body; returns the jobs it closed (``at_once``: this one too)."""
-        size = (len(body) if body.isascii() else len(body.encode("utf-8"))) + 1
+    def add(self, bodies: list[str], now: float, *, at_once: bool) -> list[Job]:
+        """Adds metric bodies that came together; returns the jobs they closed. Together
+        they make one batch, up to 1 MiB (or the size that passed a 413): while records
+        wait in the queue, a request carries them all. ``at_once``: close what is pending."""
         closed: list[Job] = []
+        limit = self.body_limit
         with self._lock:
-            pending = self._pending
-            if pending.bodies and pending.size + size > MAX_BATCH_BYTES:
-                closed.append(self._close())
+            for body in bodies:
+                size = (len(body) if body.isascii() else len(body.encode("utf-8"))) + 1
                 pending = self._pending
-            if not pending.bodies:
-                pending.started = now
-            pending.bodies.append(body)
-            pending.size += size
-            if (
+                if pending.bodies and (
+                    pending.size + size > MAX_BATCH_BYTES
+                    or (limit is not None and len(pending.bodies) >= limit)
+                ):
+                    closed.append(self._close())
+                    pending = self._pending
+                if not pending.bodies:
+                    pending.started = now
+                pending.bodies.append(body)
+                pending.size += size
+            pending = self._pending
+            if pending.bodies and (
                 at_once
                 or len(pending.bodies) >= self.events_per_request
                 or now - pending.started >= self.flush_interval

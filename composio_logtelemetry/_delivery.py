@@ -36,7 +36,7 @@ UNHEALTHY_PROBE_INTERVAL = 10.0
 SPOOL_HANDOFF = 0.15
 PATIENCE = 1.0
 DRAIN_PATIENCE = 0.25
-MAX_WAITING_BYTES = 4 * MAX_BATCH_BYTES
+MAX_WAITING_BYTES = 2 * MAX_BATCH_BYTES
 """Encoded events waiting for a sender; past this the listener waits (``PATIENCE``), then
 spools: memory stays bounded whatever the endpoint does."""
 
@@ -82,15 +82,29 @@ class Delivery:
     # -- the producing side: listener thread, or the logging thread when used directly -----
 
     def add(self, kind: str, body: str) -> None:
+        if kind == "error":
+            self._add_job(Job("error", [body]))
+        else:
+            self.add_metrics([body])
+
+    def add_metrics(self, bodies: list[str]) -> None:
+        """Metric bodies that came together, batched together (see ``Batcher.add``)."""
         if self.closed:
-            self._keep_for_later(Job(kind, [body]))
+            self._keep_for_later(Job("metric", bodies))
             return
         now = time.monotonic()
-        if kind == "error":
-            self._submit(Job("error", [body]))
-        else:
-            for job in self.batcher.add(body, now, at_once=not self.background):
-                self._submit(job)
+        for job in self.batcher.add(bodies, now, at_once=not self.background):
+            self._submit(job)
+        self._replay_when_due(now)
+
+    def _add_job(self, job: Job) -> None:
+        if self.closed:
+            self._keep_for_later(job)
+            return
+        self._submit(job)
+        self._replay_when_due(time.monotonic())
+
+    def _replay_when_due(self, now: float) -> None:
         if self.background and now >= self._next_replay and self.spool is not None:
             self._replay()
 
@@ -234,6 +248,7 @@ class Delivery:
             return
         with self._senders_lock:
             if not self._senders:
+                self.transport.open()
                 try:
                     self._senders = [self._start_sender(number) for number in range(SENDERS)]
                 except RuntimeError:  # Python 3.12 at exit: "can't create new thread at ..."

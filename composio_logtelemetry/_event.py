@@ -246,11 +246,22 @@ class EventBuilder:
         The usual record (a metric whose telemetry is a plain camelCase dict of valid,
         short, ASCII values) is encoded in one pass; every other record takes
         ``record_event``, which handles every case and raises what is invalid."""
-        text = self._usual_metric_json(record)
-        if text is not None:
-            return "metric", text
+        if not record.exc_info and getattr(record, CAPTURED_ERROR_ATTR, None) is None:
+            text = self._usual_metric_json(getattr(record, "telemetry", None), record.created)
+            if text is not None:
+                return "metric", text
         event = self.record_event(record)
         return None if event is None else (event[0], self.to_json(event[1]))
+
+    def payload_json(self, event_type: object, payload: Mapping[str, Any]) -> tuple[EventType, str]:
+        """The event type and JSON text of a payload from outside (``push_event``): the usual
+        metric in one pass, any other through ``rebuild``, which raises naming the field."""
+        if event_type == "metric":
+            text = self._usual_metric_json(payload, None)
+            if text is not None:
+                return "metric", text
+        checked_type, data = self.rebuild(event_type, payload)
+        return checked_type, self.to_json(data)
 
     def record_event(self, record: logging.LogRecord) -> Event | None:
         """The complete event a record carries, ``None`` if it carries none.
@@ -275,16 +286,12 @@ class EventBuilder:
             data["timestamp"] = record.created
         return self._completed(data, None)
 
-    def _usual_metric_json(self, record: logging.LogRecord) -> str | None:
-        """``to_json(record_event(record)[1])`` of the usual record, in one pass; None for any
-        other. The default source's JSON is encoded once."""
-        telemetry = getattr(record, "telemetry", None)
-        if (
-            type(telemetry) is not dict
-            or not _USUAL_KEYS.issuperset(telemetry)
-            or record.exc_info
-            or getattr(record, CAPTURED_ERROR_ATTR, None) is not None
-        ):
+    def _usual_metric_json(self, telemetry: object, created: float | None) -> str | None:
+        """The complete metric's JSON of usual telemetry (a plain camelCase dict of valid,
+        short, ASCII values), in one pass; None for any other. ``created`` is the timestamp
+        when the telemetry has none (a record's time; none for ``push_event``). The default
+        source's JSON is encoded once."""
+        if type(telemetry) is not dict or not _USUAL_KEYS.issuperset(telemetry):
             return None
         name = telemetry.get("functionName")
         if type(name) is not str or not _usual_text(name) or not name or name.isspace():
@@ -297,10 +304,11 @@ class EventBuilder:
             fields["durationMs"] = duration
         timestamp = telemetry.get("timestamp")
         if timestamp is None:
-            timestamp = record.created
+            timestamp = created
         elif type(timestamp) is not float or not -math.inf < timestamp < math.inf:
             return None
-        fields["timestamp"] = timestamp
+        if timestamp is not None:
+            fields["timestamp"] = timestamp
         props = telemetry.get("props")
         if props is not None:
             if type(props) is not dict:

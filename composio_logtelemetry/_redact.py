@@ -235,6 +235,21 @@ def _masked(match: re.Match[str]) -> str:
 
 def redact_text(text: str) -> str:
     """``text`` with tokens, credential pairs, private keys and URL query strings masked."""
+    if len(text) <= _REMEMBERED_LENGTH:
+        return _redacted_short(text)
+    return _redacted(text)
+
+
+_REMEMBERED_LENGTH = 64
+
+
+@functools.lru_cache(maxsize=4096)
+def _redacted_short(text: str) -> str:
+    """Short props values repeat (a toolkit, a model, a status): each is scanned once."""
+    return _redacted(text)
+
+
+def _redacted(text: str) -> str:
     if _TRIGGER.search(text) is None:
         return text
     text = _CREDENTIALS.sub(_masked, text)

@@ -4,9 +4,9 @@ Retry *policy* (which statuses, how many tries, backoff, ``Retry-After``) is url
 ``Retry`` value object; only the *waiting* is ours, because it must stop at shutdown.
 ``timeout`` bounds the whole request (connect, send, reply): see ``_deadline``.
 
-``requests`` and urllib3 (most of the library's import time) are imported by the first POST,
-on the sender thread that makes it: neither ``import``, dictConfig nor the first log call of
-the application pays for them.
+``requests`` and urllib3 (most of the library's import time) are imported when a pipeline
+starts, that is with its first event (``open``): neither ``import`` nor dictConfig pays for
+them, and neither does a process that never sends.
 """
 
 from __future__ import annotations
@@ -169,6 +169,19 @@ class Transport:
                     }
                     self._session, self._session_pid = session, pid
         return self._session, self._templates
+
+    def open(self) -> None:
+        """Imports requests and urllib3 and makes this process's session now, when the
+        pipeline starts, rather than in the first POST: a pipeline that starts with a burst of
+        records would otherwise pay for the import (tens of milliseconds holding the GIL)
+        while its queue fills. Never raises: ``post`` says what is wrong."""
+        try:
+            self._current_session()
+            from . import _deadline  # noqa: F401  (what post() uses, imported now)
+
+            self._retry_policy = self.retry_policy
+        except Exception:
+            pass
 
     def post(self, kind: str, body: bytes) -> Outcome:
         """One attempt, within ``timeout`` in all; never raises."""

@@ -10,7 +10,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import _diagnostics, _runtime
@@ -24,7 +24,7 @@ from ._spool import Spool, default_spool_path
 from ._stats import STAT_KEYS, Counters
 from ._transport import Transport
 from .formatter import TelemetryFormatter
-from .models import Event
+from .models import Event, EventType
 
 __all__ = ["STAT_KEYS", "TelemetryHandler"]
 
@@ -203,28 +203,59 @@ class TelemetryHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if not self.enabled:
             return
-        formatter = self.telemetry_formatter
-        try:
-            if self.policy.passes_metrics and not _may_carry_error(record):
-                built = formatter.event_json(record)
-            else:
-                event = formatter.event(record)
-                event = None if event is None else self.policy.admit(event)
-                built = None if event is None else (event[0], formatter.serialize(event[1]))
-        except Exception as exc:  # also hostile input: a mapping whose items() raises...
-            self.counters.invalid(exc, f"logger {record.name!r}, function {record.funcName!r}")
-            return
-        if built is None:
-            return
-        try:
-            self._engine().add(*built)
-        except Exception:
-            self.handleError(record)
+        built = self._record_json(record)
+        if built is not None:
+            try:
+                self._engine().add(*built)
+            except Exception:
+                self.handleError(record)
 
     def emit_event(self, event: Event) -> None:
         """Delivers an event made by ``create_event`` (the ``push_event`` path)."""
         if not self.enabled:
             return
+        built = self._event_json(event)
+        if built is not None:
+            self._engine().add(*built)
+
+    def emit_many(self, items: Sequence[Any]) -> None:
+        """Records and ``push_event`` events that the listener took from the queue at once:
+        their metrics are batched together (one request, up to 1 MiB, while records wait)."""
+        if not self.enabled:
+            return
+        engine = self._engine()
+        metrics: list[str] = []
+        for item in items:
+            built = (
+                self._record_json(item)
+                if isinstance(item, logging.LogRecord)
+                else self._event_json(item)
+            )
+            if built is None:
+                continue
+            if built[0] == "metric":
+                metrics.append(built[1])
+            else:
+                engine.add(*built)
+        if metrics:
+            engine.add_metrics(metrics)
+
+    def _record_json(self, record: logging.LogRecord) -> tuple[EventType, str] | None:
+        """The event a record carries, as sent, if it is sent: the one-pass path when no
+        policy or hook has a say, else through the formatter's hooks and the policy."""
+        formatter = self.telemetry_formatter
+        try:
+            if self.policy.passes_metrics and not _may_carry_error(record):
+                return formatter.event_json(record)
+            event = formatter.event(record)
+            event = None if event is None else self.policy.admit(event)
+            return None if event is None else (event[0], formatter.serialize(event[1]))
+        except Exception as exc:  # also hostile input: a mapping whose items() raises...
+            self.counters.invalid(exc, f"logger {record.name!r}, function {record.funcName!r}")
+            return None
+
+    def _event_json(self, event: object) -> tuple[EventType, str] | None:
+        """``_record_json`` for what ``push_event`` was given (it says what is wrong)."""
         formatter = self.telemetry_formatter
         try:
             if type(event) is not tuple or len(event) != 2:
@@ -232,14 +263,13 @@ class TelemetryHandler(logging.Handler):
                     "push_event takes the (type, data) event that create_event() returns, "
                     f"got {type(event).__name__}"
                 )
+            if self.policy.passes_metrics and not formatter.hooked and event[0] == "metric":
+                return formatter.builder.payload_json(*event)
             admitted = self.policy.admit(formatter.checked(event[1], event[0]))
-            if admitted is None:
-                return
-            text = formatter.serialize(admitted[1])
+            return None if admitted is None else (admitted[0], formatter.serialize(admitted[1]))
         except Exception as exc:
             self.counters.invalid(exc, "push_event")
-            return
-        self._engine().add(admitted[0], text)
+            return None
 
     def stats(self) -> dict[str, int]:
         """Counters for every way an event left: sent, or why not."""

@@ -37,7 +37,7 @@ DEFAULT_MAXSIZE = 10_000
 DEFAULT_SHUTDOWN_TIMEOUT = 5.0
 
 
-BURST = 256  # records the listener takes from the queue at once
+BURST = 2048  # records the listener takes from the queue at once
 
 
 class _Burst(list[Any]):
@@ -133,8 +133,7 @@ class TelemetryQueueListener(logging.handlers.QueueListener):
     def handle(self, record: Any) -> None:
         """Routes flush markers and ``push_event`` events; never lets an error kill the thread."""
         if type(record) is _Burst:
-            for item in record:
-                self.handle(item)
+            self._handle_burst(record)
             if hasattr(self.queue, "task_done"):  # the stdlib calls it once for the burst
                 for _ in range(len(record) - 1):
                     self.queue.task_done()
@@ -152,6 +151,30 @@ class TelemetryQueueListener(logging.handlers.QueueListener):
             else:  # from push_event: an event, or whatever was passed instead (it says what)
                 for handler in self.telemetry_handlers:
                     handler.emit_event(record)
+        except Exception as exc:
+            _diagnostics.warn("listener-handle", f"telemetry listener error: {exc!r}")
+
+    def _handle_burst(self, burst: _Burst) -> None:
+        """Telemetry records and events go to the handlers together, in runs that end at
+        whatever else the queue held (a flush marker, a record for other handlers)."""
+        run: list[Any] = []
+        for item in burst:
+            if type(item) is tuple or (
+                type(item) is QueuedRecord and not self.respect_handler_level
+            ):
+                run.append(item)
+                continue
+            if run:
+                self._emit_run(run)
+                run = []
+            self.handle(item)
+        if run:
+            self._emit_run(run)
+
+    def _emit_run(self, run: list[Any]) -> None:
+        try:
+            for handler in self.telemetry_handlers:  # alone behind us, and unfiltered
+                handler.emit_many(run)
         except Exception as exc:
             _diagnostics.warn("listener-handle", f"telemetry listener error: {exc!r}")
 

@@ -217,7 +217,7 @@ def test_the_one_pass_path_writes_what_the_full_path_writes(
     """Every usual record takes the one-pass path, and it writes the full path's event."""
     formatter = TelemetryFormatter(metadata=metadata, source={"version": "1.0"}, redact=redact)
     record = make_record(telemetry)
-    text = formatter.builder._usual_metric_json(record)
+    text = formatter.builder._usual_metric_json(record.telemetry, record.created)
     assert text is not None
     event = formatter.builder.record_event(record)
     assert event is not None and event[0] == "metric"
@@ -232,7 +232,7 @@ def test_the_one_pass_path_declines_or_agrees(telemetry: dict[str, Any]) -> None
     """On any record, the one-pass path either declines it or agrees with the full path."""
     formatter = TelemetryFormatter()
     record = make_record(telemetry)
-    text = formatter.builder._usual_metric_json(record)
+    text = formatter.builder._usual_metric_json(record.telemetry, record.created)
     if text is not None:
         event = formatter.builder.record_event(record)
         assert event is not None
@@ -251,7 +251,7 @@ def test_the_usual_record_takes_the_one_pass_path() -> None:
         {"functionName": "Tools.execute", "metadata": {"provider": "openai", "projectId": None}},
         {"functionName": "Tools.execute", "props": {"nested": {"list": [1, "two"]}}},
     ):
-        assert formatter.builder._usual_metric_json(make_record(telemetry)) is not None
+        assert formatter.builder._usual_metric_json(telemetry, 1.0) is not None
 
 
 @pytest.mark.parametrize(
@@ -267,11 +267,28 @@ def test_the_usual_record_takes_the_one_pass_path() -> None:
     ],
 )
 def test_other_records_take_the_full_path(telemetry: dict[str, Any]) -> None:
-    assert TelemetryFormatter().builder._usual_metric_json(make_record(telemetry)) is None
+    assert TelemetryFormatter().builder._usual_metric_json(telemetry, 1.0) is None
 
 
 def test_an_exception_on_the_record_takes_the_full_path() -> None:
+    builder = TelemetryFormatter().builder
     record = make_record({"functionName": "f"}, exc_info=exc_info_of(KeyError("k")))
-    assert TelemetryFormatter().builder._usual_metric_json(record) is None
+    assert (builder.record_json(record) or ("none", ""))[0] == "error"
     captured = make_record({"functionName": "f"}, **{CAPTURED_ERROR_ATTR: {"name": "E"}})
-    assert TelemetryFormatter().builder._usual_metric_json(captured) is None
+    assert (builder.record_json(captured) or ("none", ""))[0] == "error"
+
+
+@settings(max_examples=200, deadline=None)
+@given(telemetry=_usual_telemetry)
+def test_push_events_take_the_one_pass_path_and_write_the_full_paths_event(
+    telemetry: dict[str, Any],
+) -> None:
+    """What ``create_event`` returns for usual telemetry is encoded in one pass on the
+    listener, and the text is the one the full path (``rebuild``) writes."""
+    builder = TelemetryFormatter(metadata={"provider": "openai"}).builder
+    event_type, data = create_event("metric", **telemetry)
+    assert builder._usual_metric_json(data, None) is not None
+    kind, text = builder.payload_json(event_type, data)
+    checked_type, checked = builder.rebuild(event_type, data)
+    assert kind == checked_type == "metric"
+    assert _canonical(text) == _canonical(builder.to_json(checked))
