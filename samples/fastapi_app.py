@@ -18,6 +18,9 @@ Ctrl-C or SIGTERM stops uvicorn gracefully; what is still queued is delivered on
 
 Telemetry is attached to the ``shop`` logger only: ``timed`` already reports the failure, so
 uvicorn's own "Exception in ASGI application" record must not become a second error event.
+
+The logging configuration here repeats the canonical one in README.rst ("Configure with
+dictConfig") so that this file can be copied alone; change that one first.
 """
 
 from __future__ import annotations

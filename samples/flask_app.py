@@ -16,6 +16,9 @@ what is still queued is delivered before the process exits.
 
 Flask logs an unhandled exception with ``app.logger`` from its own ``log_exception``;
 ``EndpointTelemetry`` names that error event after the Flask endpoint instead.
+
+The logging configuration here repeats the canonical one in README.rst ("Configure with
+dictConfig") so that this file can be copied alone; change that one first.
 """
 
 from __future__ import annotations

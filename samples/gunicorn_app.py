@@ -19,6 +19,9 @@ gracefully, and each process delivers what it still has queued as it exits.
 With ``--preload`` this module is imported once, in the master, before the workers are forked:
 the pipeline built there works in every worker, each with its own queue, listener thread and
 HTTP connections, made on first use after the fork.
+
+The logging configuration here repeats the canonical one in README.rst ("Configure with
+dictConfig") so that this file can be copied alone; change that one first.
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 
 It is the quickest proof that an installation works: no network, no configuration, and
 the same ``dictConfig`` a user would write.
+
+The logging configuration here repeats the canonical one in README.rst ("Configure with
+dictConfig") so that this file can be copied alone; change that one first.
 """
 
 from __future__ import annotations

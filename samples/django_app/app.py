@@ -16,6 +16,9 @@ with Ctrl-C: what is still queued is delivered before it exits.
 
 Django logs an unhandled exception on the ``django.request`` logger, from its own function
 ``log_response``; ``ViewTelemetry`` names that error event after the view's URL name instead.
+
+The logging configuration here repeats the canonical one in README.rst ("Configure with
+dictConfig") so that this file can be copied alone; change that one first.
 """
 
 from __future__ import annotations
