@@ -180,6 +180,8 @@ class TelemetryQueueListener(logging.handlers.QueueListener):
 
     def stop(self, timeout: float | None = None) -> bool:  # type: ignore[override]
         """Stops within ``timeout``; returns False if records were still being processed.
+        The stdlib's ``stop`` waits forever, and its ``enqueue_sentinel`` cannot wait for room
+        in a full queue: the sentinel is put here, within the same ``timeout``.
 
         Without a timeout, as in the stdlib recipe ``atexit.register(handler.listener.stop)``,
         it shuts the owning queue handler down instead: bounded by its ``shutdown_timeout``,
