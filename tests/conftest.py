@@ -97,6 +97,7 @@ class FaultyEndpoint:
         self.script: Callable[[str], Action] = lambda kind: ("ok",)
         self.max_body_bytes: int | None = None  # larger bodies get 413, as behind a proxy
         self.events: list[tuple[str, dict[str, Any]]] = []
+        self.raw_bodies: list[bytes] = []  # as they arrived, before any decoding
         self.batches: list[int] = []
         self.requests = 0
         self.user_agents: set[str] = set()
@@ -176,6 +177,8 @@ class FaultyEndpoint:
         self.thread.start()
 
     def accept(self, kind: str, body: bytes) -> None:
+        with self.changed:
+            self.raw_bodies.append(body)
         try:
             payload = json.loads(body)
         except ValueError as exc:

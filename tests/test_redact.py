@@ -11,9 +11,7 @@ import json
 import logging
 import random
 import string
-import threading
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,6 +20,7 @@ from hypothesis import strategies as st
 
 from composio_logtelemetry import _redact
 from composio_logtelemetry._redact import MASK, redact_text
+from conftest import FaultyEndpoint
 
 ALNUM = string.ascii_letters + string.digits
 URLSAFE = ALNUM + "_-"
@@ -435,59 +434,11 @@ def test_a_secret_anywhere_in_random_text_is_masked(
 # -- end to end -------------------------------------------------------------------------------
 
 
-class RawBodyServer:
-    """A loopback endpoint that keeps every request body exactly as it arrived."""
-
-    def __init__(self) -> None:
-        self.bodies: list[bytes] = []
-        self.lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                with server.lock:
-                    server.bodies.append(body)
-                reply = b'{"ok": true}'
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.http.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.http.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.http.serve_forever, daemon=True)
-        self.thread.start()
-
-    def received(self) -> str:
-        """Every body as text, and once more with its JSON strings decoded."""
-        with self.lock:
-            raw = [body.decode("utf-8") for body in self.bodies]
-        return "\n".join(raw + [json.dumps(json.loads(body), ensure_ascii=False) for body in raw])
-
-    def events(self) -> list[dict[str, Any]]:
-        with self.lock:
-            bodies = [json.loads(body) for body in self.bodies]
-        return [event for body in bodies for event in (body if type(body) is list else [body])]
-
-    def close(self) -> None:
-        self.http.shutdown()
-        self.http.server_close()
-
-
-@pytest.fixture
-def raw_server() -> Iterator[RawBodyServer]:
-    server = RawBodyServer()
-    yield server
-    server.close()
+def _received(endpoint: FaultyEndpoint) -> str:
+    """Every body as text, and once more with its JSON strings decoded."""
+    with endpoint.changed:
+        raw = [body.decode("utf-8") for body in endpoint.raw_bodies]
+    return "\n".join(raw + [json.dumps(json.loads(body), ensure_ascii=False) for body in raw])
 
 
 def _call_tool(fakes: list[Fake]) -> None:
@@ -528,18 +479,18 @@ def _log_corpus(logger: logging.Logger, fakes: list[Fake], chunk: int) -> int:
 
 
 def test_generated_secrets_never_reach_the_endpoint(
-    raw_server: RawBodyServer, pipeline: Callable[..., Any]
+    endpoint: FaultyEndpoint, pipeline: Callable[..., Any]
 ) -> None:
     seed = random.randrange(2**32)
     fakes = _fakes(random.Random(seed))
     assert len(fakes) >= 40
     assert len({fake.provider for fake in fakes}) >= 25
-    logger, queue_handler = pipeline(endpoint=raw_server.base_url)
+    logger, queue_handler = pipeline(endpoint=endpoint.base_url)
     logged = _log_corpus(logger, fakes, chunk=6)
     assert queue_handler.flush(10.0)
-    events = raw_server.events()
+    events = [event for _, event in endpoint.events]
     assert len(events) == logged  # nothing dropped: each one was searched
-    received = raw_server.received()
+    received = _received(endpoint)
     leaked = [f"{fake.provider}: {fake.text[:12]}" for fake in fakes if fake.leaked_in(received)]
     assert leaked == [], f"seed {seed}"
     errors = [event for event in events if "error" in event]
@@ -553,14 +504,14 @@ def test_generated_secrets_never_reach_the_endpoint(
 
 
 def test_with_redaction_off_the_same_secrets_arrive(
-    raw_server: RawBodyServer, pipeline: Callable[..., Any]
+    endpoint: FaultyEndpoint, pipeline: Callable[..., Any]
 ) -> None:
     """Shows the test above would see a leak."""
     fakes = _fakes(random.Random())
-    logger, queue_handler = pipeline(endpoint=raw_server.base_url, redact=False)
+    logger, queue_handler = pipeline(endpoint=endpoint.base_url, redact=False)
     _log_corpus(logger, fakes, chunk=6)
     assert queue_handler.flush(10.0)
-    received = raw_server.received()
+    received = _received(endpoint)
     assert [fake.provider for fake in fakes if not fake.leaked_in(received)] == []
 
 
