@@ -218,20 +218,10 @@ class Delivery:
                 return False  # jobs in flight already probe the endpoint
         submitted = False
         while len(self._waiting) < SENDERS:
-            try:
-                claim = self.spool.claim(self.batcher.events_per_request)
-                expired = self.spool.expired_count_and_reset()
-            except Exception as exc:
-                _diagnostics.warn("spool-read", f"cannot read the spool {self.spool.path}: {exc}")
-                claim, expired = None, 0
-            if expired:
-                self.counters.add("spool_expired", expired)
-            if claim is None:
+            job = self._claimed_job()
+            if job is None:
                 self._next_replay = now + REPLAY_IDLE_RECHECK
                 return submitted
-            job = Job(claim.kind, list(claim.bodies), claim, from_spool=True)
-            with self._settle_lock:
-                self._unsettled.add(job)
             self.start_senders()
             if not self._wait_for_room(job):
                 self._release(job)
@@ -240,6 +230,34 @@ class Delivery:
             if not self.healthy:
                 break  # one probe at a time while the endpoint is down
         return submitted
+
+    def replay_now(self) -> int:
+        """Claims one batch from the spool and delivers it on this thread, as the senders
+        would (413 splits included; no retries): ``spool replay``. Returns how many events
+        it claimed, 0 once the spool is empty."""
+        job = self._claimed_job()
+        if job is None:
+            return 0
+        self._deliver(job)
+        return len(job.bodies)
+
+    def _claimed_job(self) -> Job | None:
+        """The next batch in the spool, claimed, as a job; None when there is none."""
+        assert self.spool is not None
+        try:
+            claim = self.spool.claim(self.batcher.events_per_request)
+            expired = self.spool.expired_count_and_reset()
+        except Exception as exc:
+            _diagnostics.warn("spool-read", f"cannot read the spool {self.spool.path}: {exc}")
+            claim, expired = None, 0
+        if expired:
+            self.counters.add("spool_expired", expired)
+        if claim is None:
+            return None
+        job = Job(claim.kind, list(claim.bodies), claim, from_spool=True)
+        with self._settle_lock:
+            self._unsettled.add(job)
+        return job
 
     # -- the sender side ---------------------------------------------------------------------
 

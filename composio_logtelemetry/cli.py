@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import collections
 import os
 import sys
 import time
 from collections.abc import Sequence
 
 from ._batch import Job
+from ._delivery import Delivery
 from ._endpoint import DEFAULT_ENDPOINT, check_endpoint, normalize_endpoint, shown_url
 from ._event import make_event
+from ._runtime import register_library_thread
 from ._spool import Spool, default_spool_path
+from ._stats import Counters
 from ._transport import Transport
 from ._version import __version__
 from .formatter import TelemetryFormatter
@@ -72,45 +74,39 @@ def _spool_command(args: argparse.Namespace) -> int:
 
 
 def _replay(spool: Spool, endpoint: str, timeout: float) -> int:
+    """The delivery engine's replay, on this thread, with progress: whole lines in a log."""
     total = int(str(spool.stats().get("events", 0)))
     terminal = sys.stdout.isatty()
+    counters = Counters()
+    delivery = Delivery(
+        _transport(endpoint, timeout),
+        spool,
+        counters,
+        batch_size=REPLAY_CLAIM_SIZE,
+        flush_interval=1.0,
+        background=False,
+        thread_registry=register_library_thread,
+    )
     shown = 0
-    transport = _transport(endpoint, timeout)
-    replayed = 0
-    rejected: collections.Counter[str] = collections.Counter()
-    claim_size = REPLAY_CLAIM_SIZE
-    while True:
-        claim = spool.claim(claim_size)
-        if claim is None:
-            break
-        outcome = transport.post(claim.kind, Job(claim.kind, list(claim.bodies)).payload())
-        if outcome.too_large and len(claim.ids) > 1:
-            spool.settle(claim, delivered=False)  # the same events again, in smaller requests
-            claim_size = len(claim.ids) // 2
-            continue
-        if not outcome.delivered and transport.is_retryable(outcome):
-            spool.settle(claim, delivered=False)
-            print(f"\nerror: replay stopped: {outcome.describe()}", file=sys.stderr)
+    while delivery.replay_now():
+        if not delivery.healthy:
+            print(f"\nerror: replay stopped: {delivery.last_cause}", file=sys.stderr)
             return 1
-        spool.settle(claim, delivered=True)
-        if outcome.delivered:
-            replayed += len(claim.ids)
-            claim_size = min(REPLAY_CLAIM_SIZE, claim_size * 2)
-        else:
-            rejected[outcome.describe()] += len(claim.ids)
+        replayed = counters.snapshot()["replayed"]
         if terminal:
             print(f"\rreplayed {replayed}/{total}", end="", flush=True)
         elif total and replayed * 10 // total > shown * 10 // total:  # a log: every tenth
             print(f"replayed {replayed}/{total}", flush=True)
             shown = replayed
-    done = f"replayed {replayed}/{total} event(s) to {shown_url(endpoint)}"
+    stats = counters.snapshot()
+    done = f"replayed {stats['replayed']}/{total} event(s) to {shown_url(endpoint)}"
     print(f"\r{done}" if terminal else done)
-    for answer, count in rejected.items():
+    if stats["rejected"]:
         print(
-            f"error: the endpoint rejected {count} event(s) with {answer}; they are dropped",
+            f"error: the endpoint rejected {stats['rejected']} event(s) in all; they are dropped",
             file=sys.stderr,
         )
-    return 1 if rejected else 0
+    return 1 if stats["rejected"] else 0
 
 
 DEV_EXTRA_INSTALL = "pip install 'composio-logtelemetry[dev]'"
