@@ -348,7 +348,10 @@ class TelemetryHandler(logging.Handler):
             self._engine().close(deadline)
 
     def close(self) -> None:
-        if self.enabled and not self._engine().closed:
+        """Sends what is pending (bounded) when used directly; behind a listener, the queue
+        handler's shutdown closes the engine once its listener has passed on what it holds
+        (dictConfig closes both at once, and closing here first would spool those records)."""
+        if self.enabled and not self.background and not self._engine().closed:
             run_outside_logging_lock(
                 lambda: self.close_delivery(time.monotonic() + CLOSE_TIMEOUT), "close"
             )

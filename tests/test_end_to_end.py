@@ -136,8 +136,9 @@ def test_metrics_are_batched(endpoint: FaultyEndpoint, pipeline: Any) -> None:
         logger.info("x", extra={"telemetry": {"functionName": "Batch", "props": {"n": number}}})
     assert handler.flush(10.0)
     assert len(endpoint.of_kind("metric")) == 500
-    # batches that waited behind a busy sender travel together, as whole batches
-    assert all(size % 50 == 0 for size in endpoint.batches)
+    # never smaller than batch_size but for the last (the flush's); larger when records
+    # waited in the queue or behind a busy sender
+    assert all(size >= 50 for size in endpoint.batches[:-1])
 
 
 def test_a_request_carries_batch_size_when_nothing_waits(
