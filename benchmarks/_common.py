@@ -103,17 +103,69 @@ receiver.stop()
 """
 
 
+_COUNTING_SCRIPT = """
+import json, sys, threading, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+latency = float(sys.argv[1])
+changed = threading.Condition()
+state = {"events": 0, "connections": 0}
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    def setup(self):
+        super().setup()
+        with changed:
+            state["connections"] += 1
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if latency:
+            time.sleep(latency)
+        with changed:
+            state["events"] += len(body) if type(body) is list else 1
+            changed.notify_all()
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+server.daemon_threads = True
+threading.Thread(target=server.serve_forever, daemon=True).start()
+print(f"http://127.0.0.1:{server.server_address[1]}/v1", flush=True)
+for line in sys.stdin:
+    command, *args = line.split()
+    with changed:
+        if command == "wait":
+            reached = changed.wait_for(lambda: state["events"] >= int(args[0]), float(args[1]))
+            print(int(reached), state["events"], flush=True)
+        elif command == "count":
+            print(1, state["events"], flush=True)
+        elif command == "connections":
+            print(1, state["connections"], flush=True)
+"""
+
+
 class ReceiverProcess:
     """The library's ``Receiver`` in a process of its own.
 
     In the benchmark's process, its HTTP threads would take the GIL from the client being
-    measured; in its own process it costs both sides the same and measures neither.
+    measured; in its own process it costs both sides the same and measures neither. With
+    ``counting``, a receiver that only parses and counts what it gets: the library's own
+    validates and stores every event in SQLite, and then caps what a fast client can show.
     """
 
-    def __init__(self, latency: float = 0.0) -> None:
+    def __init__(self, latency: float = 0.0, *, counting: bool = False) -> None:
         self.latency = latency
+        script = _COUNTING_SCRIPT if counting else _RECEIVER_SCRIPT
         self._process = subprocess.Popen(
-            [sys.executable, "-c", _RECEIVER_SCRIPT, str(latency)],
+            [sys.executable, "-c", script, str(latency)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

@@ -1,14 +1,16 @@
 """End-to-end throughput: records logged -> events received by a loopback receiver (SPEC 7).
 
 Both sides log the same records (``logger.info(..., extra={"telemetry": {...}})``) to the same
-receiver (``composio_logtelemetry.devtools.receiver.Receiver`` in a process of its own), and the
-clock runs from the first log call until the receiver has stored the last event.
+receiver, in a process of its own, that parses and counts what it gets (the library's own
+``Receiver`` validates and stores each event in SQLite, which caps what a fast client can
+show: its ceiling is printed too), and the clock runs from the first log call until the
+receiver has counted the last event.
 
 - ours: ``TelemetryQueueHandler`` -> ``TelemetryHandler`` with its defaults;
 - baseline: the original SDK design, one ``requests.post`` per event from one worker thread
   behind a queue, a new connection each time (``requests.post`` without a session).
 
-Targets: >= 50x the baseline's events/s against a receiver that answers at once, and >= 100x
+Targets: >= 60x the baseline's events/s against a receiver that answers at once, and >= 1000x
 against one that waits 50 ms before each answer. The baseline logs fewer records (it is slow:
 at 50 ms per request, 40 events take 2 s); rates, not times, are compared.
 
@@ -35,8 +37,8 @@ TOOLS = ("Tools.execute", "Toolkits.list", "Triggers.subscribe", "Connections.ge
 CASES = (
     # (receiver latency, records for ours, records for the baseline, target ratio, runs):
     # single runs vary by a fifth on a shared machine; the fast case can afford more of them.
-    (0.0, 10_000, 300, 50.0, 15),
-    (0.05, 10_000, 40, 100.0, 5),
+    (0.0, 10_000, 300, 60.0, 15),
+    (0.05, 10_000, 40, 1000.0, 5),
 )
 SOURCE = {"language": "python", "service": "sdk", "environment": "development", "version": "1.0"}
 
@@ -160,8 +162,11 @@ def main() -> int:
         _common.heading(f"receiver latency {latency * 1000:.0f} ms per request, {runs} runs")
         ours_rates: list[float] = []
         baseline_rates: list[float] = []
-        with _common.ReceiverProcess(latency=latency) as receiver:
-            ceiling = receiver_ceiling(receiver, ours_count) if latency == 0 else None
+        ceiling = None
+        if latency == 0:
+            with _common.ReceiverProcess() as library_receiver:
+                ceiling = receiver_ceiling(library_receiver, ours_count)
+        with _common.ReceiverProcess(latency=latency, counting=True) as receiver:
             connections_before = receiver.connections()
             for run in range(runs):
                 sides = [("ours", ours_count), ("baseline", baseline_count)]
@@ -192,7 +197,7 @@ def main() -> int:
         print(f"  TCP connections accepted by the receiver, both sides: {connections}")
         if ceiling is not None:
             print(
-                f"  receiver ceiling (ready batches, 4 keep-alive connections): "
+                f"  the library's Receiver's ceiling (ready batches, 4 keep-alive connections): "
                 f"{ceiling:,.0f} events/s, i.e. at most {ceiling / baseline_rate:.0f}x"
             )
         print(f"  ratio {ratio:.0f}x")

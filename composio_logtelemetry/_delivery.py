@@ -37,8 +37,9 @@ SPOOL_HANDOFF = 0.15
 PATIENCE = 1.0
 DRAIN_PATIENCE = 0.25
 MAX_WAITING_BYTES = 2 * MAX_BATCH_BYTES
-"""Encoded events waiting for a sender; past this the listener waits (``PATIENCE``), then
-spools: memory stays bounded whatever the endpoint does."""
+"""Encoded events that may wait for a sender while the endpoint answers (one job a sender
+while it does not); past this the listener waits (``PATIENCE``), then spools: memory stays
+bounded, and flat while the endpoint is down."""
 
 
 class Delivery:
@@ -153,7 +154,9 @@ class Delivery:
         give_up_at = min(time.monotonic() + patience, self._handoff_at)
         with self._work:
             while not self.closed:
-                if not self._waiting or self._waiting_bytes + job.size <= MAX_WAITING_BYTES:
+                if len(self._waiting) < SENDERS or (
+                    self.healthy and self._waiting_bytes + job.size <= MAX_WAITING_BYTES
+                ):
                     self._waiting.append(job)
                     self._waiting_bytes += job.size
                     self._overflowing = False

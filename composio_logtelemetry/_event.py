@@ -294,7 +294,12 @@ class EventBuilder:
         if type(telemetry) is not dict or not _USUAL_KEYS.issuperset(telemetry):
             return None
         name = telemetry.get("functionName")
-        if type(name) is not str or not _usual_text(name) or not name or name.isspace():
+        if (
+            type(name) is not str
+            or not name.isascii()
+            or not 0 < len(name) <= _sanitize.MAX_NAME
+            or name.isspace()
+        ):
             return None
         fields: dict[str, Any] = {"functionName": name}
         duration = telemetry.get("durationMs")

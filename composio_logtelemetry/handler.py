@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import _diagnostics, _runtime
-from ._capture import CAPTURED_ERROR_ATTR
 from ._delivery import SENDERS, Delivery
 from ._endpoint import DEFAULT_ENDPOINT, check_endpoint
 from ._options import check_bool, check_count, check_rate, check_seconds, disabled_by_environment
@@ -245,8 +244,11 @@ class TelemetryHandler(logging.Handler):
         policy or hook has a say, else through the formatter's hooks and the policy."""
         formatter = self.telemetry_formatter
         try:
-            if self.policy.passes_metrics and not _may_carry_error(record):
-                return formatter.event_json(record)
+            if self.policy.passes_metrics:
+                built = formatter.event_json(record)
+                if built is None or built[0] == "metric":
+                    return built
+                # an error event: the policy's rate limit must see it, so it is built again
             event = formatter.event(record)
             event = None if event is None else self.policy.admit(event)
             return None if event is None else (event[0], formatter.serialize(event[1]))
@@ -357,13 +359,3 @@ class TelemetryHandler(logging.Handler):
             )
         _open_handlers.discard(self)
         super().close()
-
-
-def _may_carry_error(record: logging.LogRecord) -> bool:
-    """Whether ``record`` may be an error event, which the policy must see (rate limit)."""
-    telemetry = getattr(record, "telemetry", None)
-    return (
-        record.exc_info is not None
-        or getattr(record, CAPTURED_ERROR_ATTR, None) is not None
-        or (telemetry is not None and (type(telemetry) is not dict or "error" in telemetry))
-    )
