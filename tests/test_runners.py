@@ -261,6 +261,22 @@ def test_celery_recycled_prefork_children_deliver_every_event(
     assert run.spooled() == 0
 
 
+def test_celery_children_recycled_for_their_memory_deliver_every_event(
+    receiver: Any, tmp_path: Path
+) -> None:
+    """--max-memory-per-child 1 (KiB): every child is over it after its first task, and is
+    replaced through the same os._exit as a child recycled after a number of tasks."""
+    _require("celery")
+    run = Run(tmp_path, receiver.base_url, "tasks", CELERY_TASKS)
+    options = ("--pool", "prefork", "--concurrency", "2", "--max-memory-per-child", "1")
+    result, _stopped = _run_celery(run, "filesystem://", 6, *options)
+    assert result.returncode == 0, result.stderr
+    assert _numbers(receiver) == list(range(6)), result.stderr
+    pids = {row["event"]["props"]["pid"] for row in receiver.events()}
+    assert len(pids) >= 3, pids  # children were replaced
+    assert run.spooled() == 0
+
+
 @pytest.mark.parametrize("pool", ["solo", "threads"])
 def test_celery_pools_without_children_deliver_at_exit(
     receiver: Any, tmp_path: Path, pool: str
