@@ -226,9 +226,10 @@ def _celery_worker(run: Run, *options: str) -> subprocess.Popen[str]:
 
 
 def _run_celery(
-    run: Run, broker: str, tasks: int, *options: str
+    run: Run, broker: str, tasks: int, *options: str, stop: signal.Signals = signal.SIGTERM
 ) -> tuple[subprocess.CompletedProcess[str], float]:
-    """Queues ``tasks`` tasks, runs a worker until they are done, then stops it warmly."""
+    """Queues ``tasks`` tasks, runs a worker until they are done, then stops it (SIGTERM: a
+    warm shutdown; SIGQUIT: a cold one)."""
     run.env["TEST_BROKER"] = broker
     run.python(f"import tasks\nfor n in range({tasks}): tasks.log_one.delay(n)")
     worker = _celery_worker(run, *options)
@@ -236,7 +237,7 @@ def _run_celery(
         run.wait_done(tasks, worker)
     finally:
         stopping = time.monotonic()
-        worker.send_signal(signal.SIGTERM)  # warm shutdown
+        worker.send_signal(stop)
         out, err = worker.communicate(timeout=WORKER_TIMEOUT)
     stopped = time.monotonic() - stopping
     return subprocess.CompletedProcess(worker.args, worker.returncode, out, err), stopped
@@ -259,6 +260,21 @@ def test_celery_recycled_prefork_children_deliver_every_event(
     pids = {row["event"]["props"]["pid"] for row in receiver.events()}
     assert len(pids) >= 6, pids  # children were recycled: each ran 2 tasks at most
     assert run.spooled() == 0
+
+
+def test_celery_cold_shutdown_drains_the_children_it_terminates(
+    receiver: Any, tmp_path: Path
+) -> None:
+    """A cold shutdown (SIGQUIT) terminates the prefork children with SIGTERM, whose action
+    Celery set back to the default in each child: the pipeline, started in the child, takes
+    SIGTERM there and drains before the child dies of it."""
+    _require("celery")
+    run = Run(tmp_path, receiver.base_url, "tasks", CELERY_TASKS)
+    options = ("--pool", "prefork", "--concurrency", "2")
+    result, stopped = _run_celery(run, "filesystem://", 10, *options, stop=signal.SIGQUIT)
+    assert _numbers(receiver) == list(range(10)), result.stderr
+    assert run.spooled() == 0
+    assert stopped < SHUTDOWN_TIMEOUT + WORKER_TIMEOUT
 
 
 def test_celery_children_recycled_for_their_memory_deliver_every_event(
