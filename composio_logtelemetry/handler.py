@@ -200,44 +200,36 @@ class TelemetryHandler(logging.Handler):
     # -- records and events ----------------------------------------------------------------
 
     def emit(self, record: logging.LogRecord) -> None:
-        if not self.enabled:
-            return
-        built = self._record_json(record)
-        if built is not None:
-            try:
-                self._engine().add(*built)
-            except Exception:
-                self.handleError(record)
+        self.emit_many((record,))
 
     def emit_event(self, event: Event) -> None:
         """Delivers an event made by ``create_event`` (the ``push_event`` path)."""
-        if not self.enabled:
-            return
-        built = self._event_json(event)
-        if built is not None:
-            self._engine().add(*built)
+        self.emit_many((event,))
 
     def emit_many(self, items: Sequence[Any]) -> None:
         """Records and ``push_event`` events that the listener took from the queue at once:
         their metrics are batched together (one request, up to 1 MiB, while records wait)."""
         if not self.enabled:
             return
-        engine = self._engine()
         metrics: list[str] = []
-        for item in items:
-            built = (
-                self._record_json(item)
-                if isinstance(item, logging.LogRecord)
-                else self._event_json(item)
-            )
-            if built is None:
-                continue
-            if built[0] == "metric":
-                metrics.append(built[1])
-            else:
-                engine.add(*built)
-        if metrics:
-            engine.add_metrics(metrics)
+        try:
+            engine = self._engine()
+            for item in items:
+                built = (
+                    self._record_json(item)
+                    if isinstance(item, logging.LogRecord)
+                    else self._event_json(item)
+                )
+                if built is None:
+                    continue
+                if built[0] == "metric":
+                    metrics.append(built[1])
+                else:
+                    engine.add(*built)
+            if metrics:
+                engine.add_metrics(metrics)
+        except Exception:
+            self.handleError(items[0])
 
     def _record_json(self, record: logging.LogRecord) -> tuple[EventType, str] | None:
         """The event a record carries, as sent, if it is sent: the one-pass path when no
@@ -277,7 +269,7 @@ class TelemetryHandler(logging.Handler):
         """Counters for every way an event left: sent, or why not."""
         return self.counters.snapshot()
 
-    def handleError(self, record: logging.LogRecord) -> None:
+    def handleError(self, record: object) -> None:
         """A short rate-limited line instead of a traceback per record."""
         _diagnostics.warn("handler-error", "telemetry handler failed on a record; skipped")
 
