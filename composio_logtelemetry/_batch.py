@@ -60,18 +60,17 @@ class Batcher:
         self._pending = _Pending()
 
     def add(self, bodies: list[str], now: float, *, at_once: bool) -> list[Job]:
-        """Adds metric bodies that came together; returns the jobs they closed. Together
-        they make one batch, up to 1 MiB (or the size that passed a 413): while records
-        wait in the queue, a request carries them all. ``at_once``: close what is pending."""
+        """Adds metric bodies that came together; returns the jobs they closed, of
+        ``events_per_request`` each (a sender that finds several waiting takes them in one
+        request). ``at_once``: close what is pending too."""
         closed: list[Job] = []
-        limit = self.body_limit
         with self._lock:
             for body in bodies:
                 size = (len(body) if body.isascii() else len(body.encode("utf-8"))) + 1
                 pending = self._pending
                 if pending.bodies and (
                     pending.size + size > MAX_BATCH_BYTES
-                    or (limit is not None and len(pending.bodies) >= limit)
+                    or len(pending.bodies) >= self.events_per_request
                 ):
                     closed.append(self._close())
                     pending = self._pending
