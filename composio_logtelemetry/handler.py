@@ -23,7 +23,7 @@ from ._spool import Spool, default_spool_path
 from ._stats import STAT_KEYS, Counters
 from ._transport import Transport
 from .formatter import TelemetryFormatter
-from .models import Event, EventType
+from .models import EventType
 
 __all__ = ["STAT_KEYS", "TelemetryHandler"]
 
@@ -201,10 +201,6 @@ class TelemetryHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.emit_many((record,))
-
-    def emit_event(self, event: Event) -> None:
-        """Delivers an event made by ``create_event`` (the ``push_event`` path)."""
-        self.emit_many((event,))
 
     def emit_many(self, items: Sequence[Any]) -> None:
         """Records and ``push_event`` events that the listener took from the queue at once:

@@ -145,31 +145,32 @@ class TelemetryQueueListener(logging.handlers.QueueListener):
             if hasattr(self.queue, "task_done"):  # the stdlib calls it once for the burst
                 for _ in range(len(record) - 1):
                     self.queue.task_done()
-            return
-        try:
-            if type(record) is QueuedRecord and not self.respect_handler_level:
-                for handler in self.telemetry_handlers:  # alone behind us, and unfiltered
-                    handler.emit(record)
-            elif isinstance(record, _FlushRequest):
-                for handler in self.telemetry_handlers:
-                    handler.send_pending()
-                record.done.set()
-            elif isinstance(record, logging.LogRecord):
-                super().handle(record)
-            else:  # from push_event: an event, or whatever was passed instead (it says what)
-                for handler in self.telemetry_handlers:
-                    handler.emit_event(record)
-        except Exception as exc:
-            _diagnostics.warn("listener-handle", f"telemetry listener error: {exc!r}")
+        elif self._straight_to_telemetry(record):
+            self._emit_run([record])
+        else:
+            try:
+                if isinstance(record, _FlushRequest):
+                    for handler in self.telemetry_handlers:
+                        handler.send_pending()
+                    record.done.set()
+                else:
+                    super().handle(record)
+            except Exception as exc:
+                _diagnostics.warn("listener-handle", f"telemetry listener error: {exc!r}")
+
+    def _straight_to_telemetry(self, item: Any) -> bool:
+        """A record for the telemetry handlers alone (they are all behind us, unfiltered), or
+        what ``push_event`` was given (an event, or whatever it says is wrong)."""
+        if isinstance(item, logging.LogRecord):
+            return type(item) is QueuedRecord and not self.respect_handler_level
+        return not isinstance(item, _FlushRequest)
 
     def _handle_burst(self, burst: _Burst) -> None:
         """Telemetry records and events go to the handlers together, in runs that end at
         whatever else the queue held (a flush marker, a record for other handlers)."""
         run: list[Any] = []
         for item in burst:
-            if type(item) is tuple or (
-                type(item) is QueuedRecord and not self.respect_handler_level
-            ):
+            if self._straight_to_telemetry(item):
                 run.append(item)
                 continue
             if run:
@@ -181,7 +182,7 @@ class TelemetryQueueListener(logging.handlers.QueueListener):
 
     def _emit_run(self, run: list[Any]) -> None:
         try:
-            for handler in self.telemetry_handlers:  # alone behind us, and unfiltered
+            for handler in self.telemetry_handlers:
                 handler.emit_many(run)
         except Exception as exc:
             _diagnostics.warn("listener-handle", f"telemetry listener error: {exc!r}")
