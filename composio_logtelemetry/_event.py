@@ -348,14 +348,11 @@ class EventBuilder:
         """A payload from outside (``push_event``, ``before_send``, a formatter hook) checked
         and completed as a record's is; raises naming the bad field."""
         checked_type, checked = make_event(event_type, payload)
-        return self.complete(checked, checked_type)
-
-    def complete(self, data: TelemetryData, event_type: EventType | None = None) -> Event:
-        """Defaults merged under ``data``, values made JSON-safe, bounded and redacted."""
-        return self._completed(dict(data), event_type)
+        return self._completed(dict(checked), checked_type)
 
     def _completed(self, payload: dict[str, Any], event_type: EventType | None) -> Event:
-        """``complete`` on a dict of our own, changed in place (the listener's hot path)."""
+        """Defaults merged under a dict of our own, changed in place: values made JSON-safe,
+        bounded and redacted."""
         payload["functionName"] = _sanitize.clean_text(payload["functionName"], _sanitize.MAX_NAME)
         own_source, own_metadata = payload.get("source"), payload.get("metadata")
         payload["source"] = (
