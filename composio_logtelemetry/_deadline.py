@@ -137,6 +137,9 @@ def start(seconds: float) -> Deadline:
 
 
 class _DeadlineHTTPConnection(HTTPConnection):
+    """A connection that reports to the watchdog when it connects and when it sends; the
+    HTTPS one is the same, by inheritance (its MRO puts HTTPSConnection after this)."""
+
     def connect(self) -> None:
         super().connect()
         _attach_current(self)
@@ -146,14 +149,8 @@ class _DeadlineHTTPConnection(HTTPConnection):
         super().request(*args, **kwargs)
 
 
-class _DeadlineHTTPSConnection(HTTPSConnection):
-    def connect(self) -> None:
-        super().connect()
-        _attach_current(self)
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _attach_current(self)
-        super().request(*args, **kwargs)
+class _DeadlineHTTPSConnection(_DeadlineHTTPConnection, HTTPSConnection):
+    pass
 
 
 class _DeadlineHTTPConnectionPool(HTTPConnectionPool):
