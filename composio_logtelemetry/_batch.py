@@ -14,6 +14,11 @@ from ._spool import Claim
 MAX_BATCH_BYTES = 1024 * 1024
 
 
+def body_size(body: str) -> int:
+    """Bytes one event adds to a request's JSON array: its UTF-8 and a comma."""
+    return (len(body) if body.isascii() else len(body.encode("utf-8"))) + 1
+
+
 @dataclass(eq=False)
 class Job:
     """One request's worth of events, and where they came from."""
@@ -27,10 +32,7 @@ class Job:
 
     def __post_init__(self) -> None:
         if self.size < 0:
-            self.size = 2 + sum(
-                (len(body) if body.isascii() else len(body.encode("utf-8"))) + 1
-                for body in self.bodies
-            )
+            self.size = 2 + sum(map(body_size, self.bodies))
 
     @property
     def mergeable(self) -> bool:
@@ -66,7 +68,7 @@ class Batcher:
         closed: list[Job] = []
         with self._lock:
             for body in bodies:
-                size = (len(body) if body.isascii() else len(body.encode("utf-8"))) + 1
+                size = body_size(body)
                 pending = self._pending
                 if pending.bodies and (
                     pending.size + size > MAX_BATCH_BYTES
