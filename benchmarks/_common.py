@@ -13,8 +13,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
+from typing import Any
 
 import composio_logtelemetry as telemetry
 
@@ -240,6 +241,10 @@ class ParkingHandler(telemetry.TelemetryHandler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.handle(record)
+
+    def emit_many(self, items: Sequence[Any]) -> None:  # what the listener calls
+        self.parked.set()
+        self.resume.wait(PARK_LIMIT)
 
 
 def rss_bytes() -> int:
