@@ -160,7 +160,8 @@ class Delivery:
                     self._waiting.append(job)
                     self._waiting_bytes += job.size
                     self._overflowing = False
-                    self._work.notify()
+                    if len(self._waiting) == 1:  # else the sender woken before takes it too
+                        self._work.notify()
                     return True
                 remaining = give_up_at - time.monotonic()
                 if remaining <= 0:

@@ -161,9 +161,12 @@ class TelemetryQueueListener(logging.handlers.QueueListener):
     def _straight_to_telemetry(self, item: Any) -> bool:
         """A record for the telemetry handlers alone (they are all behind us, unfiltered), or
         what ``push_event`` was given (an event, or whatever it says is wrong)."""
-        if isinstance(item, logging.LogRecord):
-            return type(item) is QueuedRecord and not self.respect_handler_level
-        return not isinstance(item, _FlushRequest)
+        kind = type(item)  # the usual items first: this runs for every one
+        if kind is tuple:
+            return True
+        if kind is QueuedRecord:
+            return not self.respect_handler_level
+        return not isinstance(item, logging.LogRecord | _FlushRequest)
 
     def _handle_burst(self, burst: _Burst) -> None:
         """Telemetry records and events go to the handlers together, in runs that end at
