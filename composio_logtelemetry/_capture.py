@@ -48,6 +48,7 @@ class QueuedRecord(logging.LogRecord):
         self.telemetry = record.__dict__.get("telemetry")
         self.exc_info = record.exc_info
         self.exc_text = None
+        setattr(self, CAPTURED_ERROR_ATTR, None)  # read for every record: a missing slot is slow
 
 
 def capture(record: logging.LogRecord) -> None:

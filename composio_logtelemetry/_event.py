@@ -3,8 +3,8 @@
 Loosely typed input (snake_case or camelCase, a log record, ``create_event``'s keywords)
 becomes a valid ``TelemetryData`` and its JSON text. Validation happens here, once, so that
 ``create_event`` fails at the call site with a message naming the field, and the log path
-can count and explain what it drops. The usual record takes a one-pass fast path that lives
-inside ``EventBuilder.record_json``, next to the full path it must agree with.
+can count and explain what it drops. The usual metric takes a one-pass fast path,
+``EventBuilder.usual_json``, which lives next to the full path it must agree with.
 """
 
 from __future__ import annotations
@@ -212,11 +212,6 @@ def _clean_values(section: Mapping[str, str]) -> dict[str, str]:
     return {key: _sanitize.clean_text(text, _sanitize.MAX_NAME) for key, text in section.items()}
 
 
-def _usual_text(text: str) -> bool:
-    """Text that ``clean_text`` keeps as it is: ASCII (no lone surrogates), and short."""
-    return text.isascii() and len(text) <= _sanitize.MAX_NAME
-
-
 class EventBuilder:
     """Turns records and loose payloads into complete, schema-valid events and their JSON."""
 
@@ -238,30 +233,37 @@ class EventBuilder:
         self._encode = reused_encoder(
             JsonEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
         )
-        self._default_source_json = self._encode(self.default_source)
+        # What the one-pass path joins to an event's own JSON (its closing brace dropped).
+        source_json = f',"source":{self._encode(self.default_source)}}}'
+        self._source_json = source_json
+        self._defaults_json = (
+            f',"metadata":{self._encode(self.default_metadata)}{source_json}'
+            if self.default_metadata
+            else source_json
+        )
+
+    def usual_json(self, item: object) -> str | None:
+        """The JSON of a usual metric, in one pass: a record's or ``push_event``'s whose
+        telemetry is a plain camelCase dict of valid, short, ASCII values. None for any other
+        item, which takes the full path (``record_json``, ``rebuild``): it handles every case
+        and raises what is invalid."""
+        if type(item) is tuple:
+            event: tuple[Any, ...] = item
+            if len(event) == 2 and type(event[0]) is str and event[0] == "metric":
+                return self._usual_metric_json(event[1], None)
+            return None
+        if (
+            isinstance(item, logging.LogRecord)
+            and not item.exc_info
+            and getattr(item, CAPTURED_ERROR_ATTR, None) is None
+        ):
+            return self._usual_metric_json(getattr(item, "telemetry", None), item.created)
+        return None
 
     def record_json(self, record: logging.LogRecord) -> tuple[EventType, str] | None:
-        """The event type and JSON text a record carries, ``None`` if it carries none.
-
-        The usual record (a metric whose telemetry is a plain camelCase dict of valid,
-        short, ASCII values) is encoded in one pass; every other record takes
-        ``record_event``, which handles every case and raises what is invalid."""
-        if not record.exc_info and getattr(record, CAPTURED_ERROR_ATTR, None) is None:
-            text = self._usual_metric_json(getattr(record, "telemetry", None), record.created)
-            if text is not None:
-                return "metric", text
+        """The event type and JSON text a record carries, ``None`` if it carries none."""
         event = self.record_event(record)
         return None if event is None else (event[0], self.to_json(event[1]))
-
-    def payload_json(self, event_type: object, payload: Mapping[str, Any]) -> tuple[EventType, str]:
-        """The event type and JSON text of a payload from outside (``push_event``): the usual
-        metric in one pass, any other through ``rebuild``, which raises naming the field."""
-        if event_type == "metric":
-            text = self._usual_metric_json(payload, None)
-            if text is not None:
-                return "metric", text
-        checked_type, data = self.rebuild(event_type, payload)
-        return checked_type, self.to_json(data)
 
     def record_event(self, record: logging.LogRecord) -> Event | None:
         """The complete event a record carries, ``None`` if it carries none.
@@ -289,8 +291,10 @@ class EventBuilder:
     def _usual_metric_json(self, telemetry: object, created: float | None) -> str | None:
         """The complete metric's JSON of usual telemetry (a plain camelCase dict of valid,
         short, ASCII values), in one pass; None for any other. ``created`` is the timestamp
-        when the telemetry has none (a record's time; none for ``push_event``). The default
-        source's JSON is encoded once."""
+        when the telemetry has none (a record's time; none for ``push_event``).
+
+        Telemetry whose props go as they are is encoded without a copy, and the defaults'
+        JSON (encoded once) is joined to its text."""
         if type(telemetry) is not dict or not _USUAL_KEYS.issuperset(telemetry):
             return None
         name = telemetry.get("functionName")
@@ -301,48 +305,53 @@ class EventBuilder:
             or name.isspace()
         ):
             return None
-        fields: dict[str, Any] = {"functionName": name}
         duration = telemetry.get("durationMs")
-        if duration is not None:
-            if type(duration) is not float or not 0.0 <= duration < math.inf:
-                return None
-            fields["durationMs"] = duration
-        timestamp = telemetry.get("timestamp")
-        if timestamp is None:
-            timestamp = created
-        elif type(timestamp) is not float or not -math.inf < timestamp < math.inf:
+        if duration is not None and (type(duration) is not float or not 0.0 <= duration < math.inf):
             return None
-        if timestamp is not None:
-            fields["timestamp"] = timestamp
+        timestamp = telemetry.get("timestamp")
+        if timestamp is not None and (
+            type(timestamp) is not float or not -math.inf < timestamp < math.inf
+        ):
+            return None
+        fields: dict[str, Any] = telemetry
         props = telemetry.get("props")
         if props is not None:
             if type(props) is not dict:
                 return None
-            fields["props"] = _sanitize.to_json_safe(props, redact=self.redact)
-        metadata = self._usual_metadata(telemetry.get("metadata"))
-        if metadata is None:
-            return None
-        if metadata:
-            fields["metadata"] = metadata
+            if not _sanitize.sent_as_is(props, self.redact):
+                fields = {**fields, "props": _sanitize.to_json_safe(props, redact=self.redact)}
+        metadata = telemetry.get("metadata")
+        if metadata is not None:
+            merged = self._usual_metadata(metadata)
+            if merged is None:
+                return None
+            if merged is not metadata or not merged:  # no empty metadata on the wire
+                fields = {**fields, "metadata": merged or None}
+        if None in fields.values():
+            fields = {key: value for key, value in fields.items() if value is not None}
         text = self._encode(fields)
         if props is not None and len(text) > _sanitize.MAX_PROPS_BYTES // 4:
             return None  # props may need bounding
-        return f'{text[:-1]},"source":{self._default_source_json}}}'
+        stamp = "" if timestamp is not None or created is None else f',"timestamp":{created!r}'
+        return f"{text[:-1]}{stamp}{self._defaults_json if metadata is None else self._source_json}"
 
     def _usual_metadata(self, metadata: object) -> dict[str, Any] | None:
-        """The defaults under a record's plain metadata; None if it is not plain."""
-        if metadata is None:
-            return self.default_metadata
+        """A record's plain metadata with the defaults under it (itself, when there is
+        nothing to merge or skip); None if it is not plain."""
         if type(metadata) is not dict or not _USUAL_METADATA_KEYS.issuperset(metadata):
             return None
-        merged = dict(self.default_metadata)
-        for key, text in metadata.items():
+        skipped = False
+        for text in metadata.values():
             if text is None:
-                continue
-            if type(text) is not str or not _usual_text(text):
+                skipped = True
+            elif type(text) is not str or not text.isascii() or len(text) > _sanitize.MAX_NAME:
                 return None
-            merged[key] = text
-        return merged
+        if not skipped and not self.default_metadata:
+            return metadata
+        return {
+            **self.default_metadata,
+            **{key: text for key, text in metadata.items() if text is not None},
+        }
 
     def rebuild(self, event_type: object, payload: Mapping[str, Any]) -> Event:
         """A payload from outside (``push_event``, ``before_send``, a formatter hook) checked

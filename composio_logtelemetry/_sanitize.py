@@ -79,6 +79,33 @@ def to_json_safe(value: Any, redact: bool = False) -> Any:
     return _json_safe(value, 0, frozenset(), redact, [MAX_VALUES])
 
 
+def sent_as_is(props: dict[Any, Any], redact: bool) -> bool:
+    """True when ``to_json_safe`` would keep ``props`` as they are: a flat dict of short ASCII
+    keys and plain values, nothing to redact. The usual props, which then need no copy."""
+    if len(props) > MAX_ITEMS:
+        return False
+    for key, item in props.items():
+        if type(key) is not str or not key.isascii() or len(key) > MAX_NAME:
+            return False
+        kind = type(item)
+        if kind is str:
+            if not item.isascii() or len(item) > MAX_STRING:
+                return False
+            if redact and _redact.redact_text(item) != item:
+                return False
+        elif kind is int:
+            if not _MIN_INT <= item < _MAX_INT:
+                return False
+        elif kind is float:
+            if not math.isfinite(item):
+                return False
+        elif item is not None and kind is not bool:
+            return False
+        if redact and _redact.is_secret_key(key):
+            return False
+    return True
+
+
 def _json_safe(
     value: Any, depth: int, path: frozenset[int], redact: bool, budget: list[int]
 ) -> Any:

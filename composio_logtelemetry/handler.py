@@ -204,13 +204,28 @@ class TelemetryHandler(logging.Handler):
 
     def emit_many(self, items: Sequence[Any]) -> None:
         """Records and ``push_event`` events that the listener took from the queue at once:
-        their metrics are batched together (one request, up to 1 MiB, while records wait)."""
+        their metrics are batched together (one request, up to 1 MiB, while records wait).
+
+        While no policy or formatter hook has a say, the usual metric is encoded in one pass;
+        anything else (or anything that makes that pass fail) takes the full path, which
+        says what is wrong."""
         if not self.enabled:
             return
         metrics: list[str] = []
         try:
             engine = self._engine()
+            formatter = self.telemetry_formatter
+            one_pass = self.policy.passes_metrics and not formatter.hooked
+            usual_json = formatter.builder.usual_json
             for item in items:
+                if one_pass:
+                    try:
+                        text = usual_json(item)
+                    except Exception:
+                        text = None
+                    if text is not None:
+                        metrics.append(text)
+                        continue
                 built = (
                     self._record_json(item)
                     if isinstance(item, logging.LogRecord)
@@ -228,8 +243,8 @@ class TelemetryHandler(logging.Handler):
             self.handleError(items[0])
 
     def _record_json(self, record: logging.LogRecord) -> tuple[EventType, str] | None:
-        """The event a record carries, as sent, if it is sent: the one-pass path when no
-        policy or hook has a say, else through the formatter's hooks and the policy."""
+        """The event a record carries, as sent, if it is sent: through the formatter's hooks
+        and the policy."""
         formatter = self.telemetry_formatter
         try:
             if self.policy.passes_metrics:
@@ -253,8 +268,6 @@ class TelemetryHandler(logging.Handler):
                     "push_event takes the (type, data) event that create_event() returns, "
                     f"got {type(event).__name__}"
                 )
-            if self.policy.passes_metrics and not formatter.hooked and event[0] == "metric":
-                return formatter.builder.payload_json(*event)
             admitted = self.policy.admit(formatter.checked(event[1], event[0]))
             return None if admitted is None else (admitted[0], formatter.serialize(admitted[1]))
         except Exception as exc:

@@ -217,7 +217,7 @@ def test_the_one_pass_path_writes_what_the_full_path_writes(
     """Every usual record takes the one-pass path, and it writes the full path's event."""
     formatter = TelemetryFormatter(metadata=metadata, source={"version": "1.0"}, redact=redact)
     record = make_record(telemetry)
-    text = formatter.builder._usual_metric_json(record.telemetry, record.created)
+    text = formatter.builder.usual_json(record)
     assert text is not None
     event = formatter.builder.record_event(record)
     assert event is not None and event[0] == "metric"
@@ -232,7 +232,7 @@ def test_the_one_pass_path_declines_or_agrees(telemetry: dict[str, Any]) -> None
     """On any record, the one-pass path either declines it or agrees with the full path."""
     formatter = TelemetryFormatter()
     record = make_record(telemetry)
-    text = formatter.builder._usual_metric_json(record.telemetry, record.created)
+    text = formatter.builder.usual_json(record)
     if text is not None:
         event = formatter.builder.record_event(record)
         assert event is not None
@@ -251,7 +251,7 @@ def test_the_usual_record_takes_the_one_pass_path() -> None:
         {"functionName": "Tools.execute", "metadata": {"provider": "openai", "projectId": None}},
         {"functionName": "Tools.execute", "props": {"nested": {"list": [1, "two"]}}},
     ):
-        assert formatter.builder._usual_metric_json(telemetry, 1.0) is not None
+        assert formatter.builder.usual_json(make_record(telemetry)) is not None
 
 
 @pytest.mark.parametrize(
@@ -267,15 +267,33 @@ def test_the_usual_record_takes_the_one_pass_path() -> None:
     ],
 )
 def test_other_records_take_the_full_path(telemetry: dict[str, Any]) -> None:
-    assert TelemetryFormatter().builder._usual_metric_json(telemetry, 1.0) is None
+    assert TelemetryFormatter().builder.usual_json(make_record(telemetry)) is None
 
 
 def test_an_exception_on_the_record_takes_the_full_path() -> None:
     builder = TelemetryFormatter().builder
     record = make_record({"functionName": "f"}, exc_info=exc_info_of(KeyError("k")))
-    assert (builder.record_json(record) or ("none", ""))[0] == "error"
     captured = make_record({"functionName": "f"}, **{CAPTURED_ERROR_ATTR: {"name": "E"}})
-    assert (builder.record_json(captured) or ("none", ""))[0] == "error"
+    for erred in (record, captured):
+        assert builder.usual_json(erred) is None
+        assert (builder.record_json(erred) or ("none", ""))[0] == "error"
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        ("error", {"functionName": "f", "error": {"name": "E"}}),
+        ("metric", {"functionName": "f"}, "extra"),
+        (5, {"functionName": "f"}),
+        ["metric", {"functionName": "f"}],
+        None,
+        "metric",
+    ],
+)
+def test_other_push_event_items_take_the_full_path(item: object) -> None:
+    """Errors, and whatever ``push_event`` was given that is not ``create_event``'s metric,
+    are left to the full path, which says what is wrong."""
+    assert TelemetryFormatter().builder.usual_json(item) is None
 
 
 @settings(max_examples=200, deadline=None)
@@ -287,8 +305,8 @@ def test_push_events_take_the_one_pass_path_and_write_the_full_paths_event(
     listener, and the text is the one the full path (``rebuild``) writes."""
     builder = TelemetryFormatter(metadata={"provider": "openai"}).builder
     event_type, data = create_event("metric", **telemetry)
-    assert builder._usual_metric_json(data, None) is not None
-    kind, text = builder.payload_json(event_type, data)
+    text = builder.usual_json((event_type, data))
+    assert text is not None
     checked_type, checked = builder.rebuild(event_type, data)
-    assert kind == checked_type == "metric"
+    assert checked_type == "metric"
     assert _canonical(text) == _canonical(builder.to_json(checked))

@@ -22,6 +22,7 @@ from composio_logtelemetry._sanitize import (
     MAX_STACK,
     MAX_STRING,
     TOO_MANY_VALUES,
+    sent_as_is,
     to_json_safe,
 )
 from conftest import FaultyEndpoint
@@ -248,6 +249,40 @@ def test_a_long_traceback_keeps_its_head_and_tail() -> None:
     assert "wrapped at depth 30" in stack
     assert "...[truncated" in stack
     assert len(stack) < MAX_STACK + 100
+
+
+# -- props that go as they are ------------------------------------------------------------------
+
+_odd_scalars = st.sampled_from(
+    [math.nan, math.inf, 2**64, "é", "x" * (MAX_STRING + 1), "sk-" + "a" * 40, b"bytes", Colour.RED]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    props=st.dictionaries(
+        st.text(max_size=8) | st.sampled_from(["api_key", "password", "k" * 600]) | st.integers(),
+        json_values | _odd_scalars,
+        max_size=5,
+    ),
+    redact=st.booleans(),
+)
+def test_props_said_to_go_as_they_are_come_out_of_to_json_safe_unchanged(
+    props: dict[Any, Any], redact: bool
+) -> None:
+    """The one-pass path encodes such props without a copy: they must be what
+    ``to_json_safe`` would have made of them, or a secret or an odd value would slip by."""
+    if sent_as_is(props, redact):
+        assert to_json_safe(props, redact=redact) == props
+        assert json.loads(json.dumps(props)) == props
+
+
+def test_the_usual_props_go_as_they_are() -> None:
+    assert sent_as_is({"toolkit": "github", "call": 5, "ok": True, "ms": 1.5, "n": None}, True)
+    assert not sent_as_is({"api_key": "x"}, True)
+    assert not sent_as_is({"url": "https://h/p?token=abc"}, True)
+    assert sent_as_is({"url": "https://h/p?token=abc"}, False)
+    assert not sent_as_is({"nested": {"a": 1}}, False)
 
 
 # -- the reused encoder ------------------------------------------------------------------------
