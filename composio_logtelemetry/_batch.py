@@ -19,6 +19,13 @@ def body_size(body: str) -> int:
     return (len(body) if body.isascii() else len(body.encode("utf-8"))) + 1
 
 
+def bodies_size(bodies: list[str]) -> int:
+    """``body_size`` of them all, counted at C speed when they are ASCII (the usual case)."""
+    if all(map(str.isascii, bodies)):
+        return sum(map(len, bodies)) + len(bodies)
+    return sum(map(body_size, bodies))
+
+
 @dataclass(eq=False)
 class Job:
     """One request's worth of events, and where they came from."""
@@ -32,7 +39,7 @@ class Job:
 
     def __post_init__(self) -> None:
         if self.size < 0:
-            self.size = 2 + sum(map(body_size, self.bodies))
+            self.size = 2 + bodies_size(self.bodies)
 
     @property
     def mergeable(self) -> bool:
@@ -64,22 +71,29 @@ class Batcher:
     def add(self, bodies: list[str], now: float, *, at_once: bool) -> list[Job]:
         """Adds metric bodies that came together; returns the jobs they closed, of
         ``events_per_request`` each (a sender that finds several waiting takes them in one
-        request). ``at_once``: close what is pending too."""
+        request). ``at_once``: close what is pending too.
+
+        Bodies join the pending batch a run at a time, not one by one: the listener adds
+        thousands at once."""
         closed: list[Job] = []
         with self._lock:
-            for body in bodies:
-                size = body_size(body)
+            start = 0
+            while start < len(bodies):
                 pending = self._pending
-                if pending.bodies and (
-                    pending.size + size > MAX_BATCH_BYTES
-                    or len(pending.bodies) >= self.events_per_request
-                ):
-                    closed.append(self._close())
-                    pending = self._pending
+                room = max(0, self.events_per_request - len(pending.bodies))
+                run = bodies[start : start + room]
+                size = bodies_size(run)
+                while len(run) > 1 and pending.size + size > MAX_BATCH_BYTES:
+                    run = run[: len(run) // 2]
+                    size = bodies_size(run)
+                if pending.bodies and (not run or pending.size + size > MAX_BATCH_BYTES):
+                    closed.append(self._close())  # full: the run starts the next batch
+                    continue
                 if not pending.bodies:
                     pending.started = now
-                pending.bodies.append(body)
+                pending.bodies += run
                 pending.size += size
+                start += len(run)
             pending = self._pending
             if pending.bodies and (
                 at_once

@@ -6,8 +6,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from composio_logtelemetry._batch import MAX_BATCH_BYTES
+from composio_logtelemetry._batch import MAX_BATCH_BYTES, Batcher, body_size
 from conftest import FaultyEndpoint
 
 
@@ -54,3 +56,56 @@ def test_no_request_is_above_the_byte_cap(
     [error] = measuring_endpoint.of_kind("error")
     assert "...[truncated" in error["error"]["message"]
     assert measuring_endpoint.violations == []
+
+
+def _one_by_one(
+    pending: list[str], bodies: list[str], per_request: int
+) -> tuple[list[list[str]], list[str]]:
+    """The batching rule, body by body: a batch closes before the body that would take it
+    past ``per_request`` events or ``MAX_BATCH_BYTES``."""
+    closed = []
+    for body in bodies:
+        size = 2 + sum(map(body_size, pending))
+        if pending and (size + body_size(body) > MAX_BATCH_BYTES or len(pending) >= per_request):
+            closed.append(pending)
+            pending = []
+        pending = [*pending, body]
+    if len(pending) >= per_request:
+        closed.append(pending)
+        pending = []
+    return closed, pending
+
+
+_bodies = st.lists(
+    st.sampled_from(["{}", '{"a":"é"}', "x" * 300_000, "é" * 200_000, "y" * (MAX_BATCH_BYTES + 5)]),
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(adds=st.lists(_bodies, min_size=1, max_size=4), per_request=st.integers(1, 12))
+def test_bodies_added_in_runs_are_batched_as_one_by_one(
+    adds: list[list[str]], per_request: int
+) -> None:
+    """The listener adds thousands of bodies at once; the batches are those of the rule
+    applied to each body in turn, whatever their sizes (non-ASCII, above the cap alone)."""
+    batcher = Batcher(per_request, flush_interval=60.0)
+    pending: list[str] = []
+    for bodies in adds:
+        expected, pending = _one_by_one(pending, bodies, per_request)
+        jobs = batcher.add(bodies, 0.0, at_once=False)
+        assert [job.bodies for job in jobs] == expected
+        assert all(job.size == 2 + sum(map(body_size, job.bodies)) for job in jobs)
+    last = batcher.take()
+    assert (last.bodies if last else []) == pending
+
+
+def test_a_batch_larger_than_a_shrunk_limit_closes_before_the_next_body() -> None:
+    """After a 413 the limit may drop below what is already pending."""
+    batcher = Batcher(10, flush_interval=60.0)
+    assert batcher.add(["{}"] * 8, 0.0, at_once=False) == []
+    batcher.shrink_to(3)
+    jobs = batcher.add(["{}"] * 10, 0.0, at_once=False)
+    assert [len(job.bodies) for job in jobs] == [8, 3, 3, 3]
+    last = batcher.take()
+    assert last is not None and len(last.bodies) == 1
