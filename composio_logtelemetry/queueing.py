@@ -41,6 +41,9 @@ BURST = 2048  # records the listener takes from the queue at once
 GATHER_SECONDS = 0.002  # how long a listener woken by one record lets the next ones come
 
 
+_USUAL_ITEMS = frozenset({QueuedRecord, tuple})  # records for telemetry alone, events
+
+
 class _Burst(list[Any]):
     """Records the listener took from the queue in one go (see ``dequeue``)."""
 
@@ -117,19 +120,21 @@ class TelemetryQueueListener(logging.handlers.QueueListener):
         sentinel = getattr(self, "_sentinel", None)
         if first is sentinel:
             return first
-        burst: _Burst | None = None
-        for _ in range(BURST - 1):
+        waiting = min(records.qsize(), BURST - 1)
+        if not waiting:
+            return first
+        burst = _Burst((first,))
+        get, append = records.get_nowait, burst.append
+        for _ in range(waiting):
             try:
-                item = records.get(False)
-            except queue.Empty:
+                item = get()
+            except queue.Empty:  # another reader took it (a queue of the user's own)
                 break
             if item is sentinel:  # the stdlib's loop must see it on its own
                 self._sentinel_met = True
                 break
-            if burst is None:
-                burst = _Burst((first,))
-            burst.append(item)
-        return first if burst is None else burst
+            append(item)
+        return burst
 
     def _wake_handlers(self) -> None:
         for handler in self.telemetry_handlers:
@@ -171,6 +176,9 @@ class TelemetryQueueListener(logging.handlers.QueueListener):
     def _handle_burst(self, burst: _Burst) -> None:
         """Telemetry records and events go to the handlers together, in runs that end at
         whatever else the queue held (a flush marker, a record for other handlers)."""
+        if not self.respect_handler_level and _USUAL_ITEMS.issuperset(map(type, burst)):
+            self._emit_run(burst)  # the usual burst: one run
+            return
         run: list[Any] = []
         for item in burst:
             if self._straight_to_telemetry(item):
