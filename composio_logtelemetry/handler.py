@@ -6,6 +6,7 @@ directly to a logger it sends each event synchronously (for scripts and tests).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -211,21 +212,20 @@ class TelemetryHandler(logging.Handler):
         says what is wrong."""
         if not self.enabled:
             return
-        metrics: list[str] = []
         try:
             engine = self._engine()
             formatter = self.telemetry_formatter
-            one_pass = self.policy.passes_metrics and not formatter.hooked
-            usual_json = formatter.builder.usual_json
-            for item in items:
-                if one_pass:
-                    try:
-                        text = usual_json(item)
-                    except Exception:
-                        text = None
-                    if text is not None:
-                        metrics.append(text)
-                        continue
+            usual: list[str | None] = [None] * len(items)
+            if self.policy.passes_metrics and not formatter.hooked:
+                with contextlib.suppress(Exception):  # the full path says what went wrong
+                    usual = list(map(formatter.builder.usual_json, items))
+            metrics = [text for text in usual if text is not None]
+            others = (
+                []
+                if len(metrics) == len(items)
+                else [item for item, text in zip(items, usual, strict=True) if text is None]
+            )
+            for item in others:
                 built = (
                     self._record_json(item)
                     if isinstance(item, logging.LogRecord)

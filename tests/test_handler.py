@@ -56,6 +56,39 @@ def test_hostile_extras_never_raise_from_a_handler_used_directly(
         assert moved["invalid"] == 0
 
 
+class _ClashingKey:
+    """A key that hashes like ``props`` and raises when compared: the one-pass path fails on
+    it in the middle of a run."""
+
+    def __hash__(self) -> int:
+        return hash("props")
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("compared")
+
+
+def test_an_item_that_breaks_the_one_pass_path_costs_only_itself(
+    endpoint: FaultyEndpoint, direct: tuple[logging.Logger, TelemetryHandler]
+) -> None:
+    """The listener hands a run of items over at once; one hostile item sends the run down
+    the full path, which counts it and delivers the others."""
+    _, handler = direct
+    hostile = ("metric", {"functionName": "Hostile", _ClashingKey(): 1})
+    handler.emit_many(
+        [
+            create_event("metric", functionName="Before"),
+            hostile,
+            create_event("metric", functionName="After"),
+        ]
+    )
+    assert endpoint.wait_for(2)
+    assert sorted(event["functionName"] for event in endpoint.of_kind("metric")) == [
+        "After",
+        "Before",
+    ]
+    assert handler.stats()["invalid"] == 1
+
+
 # -- secrets -----------------------------------------------------------------------------------
 
 
