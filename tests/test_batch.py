@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,6 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from composio_logtelemetry._batch import MAX_BATCH_BYTES, Batcher, body_size
+from composio_logtelemetry._delivery import SEND_GATHER_SECONDS, Delivery
+from composio_logtelemetry._stats import Counters
+from composio_logtelemetry._transport import Transport
 from conftest import FaultyEndpoint
 
 
@@ -109,3 +113,54 @@ def test_a_batch_larger_than_a_shrunk_limit_closes_before_the_next_body() -> Non
     assert [len(job.bodies) for job in jobs] == [8, 3, 3, 3]
     last = batcher.take()
     assert last is not None and len(last.bodies) == 1
+
+
+@pytest.fixture
+def delivery(endpoint: FaultyEndpoint) -> Iterator[Delivery]:
+    """The engine behind the listener, sending to the test's endpoint."""
+    transport = Transport(
+        endpoint.base_url, timeout=5.0, max_retries=0, retry_backoff=0.0, pool_size=4
+    )
+    engine = Delivery(
+        transport,
+        None,
+        Counters(),
+        batch_size=10,
+        flush_interval=60.0,
+        background=True,
+        thread_registry=lambda thread: None,
+    )
+    yield engine
+    engine.close(time.monotonic() + 2.0)
+
+
+def _metric(number: int) -> str:
+    return f'{{"functionName":"F","props":{{"n":{number}}},"source":{{"language":"python"}}}}'
+
+
+def test_batches_closed_while_a_sender_gathers_go_in_one_request(
+    endpoint: FaultyEndpoint, delivery: Delivery
+) -> None:
+    """A busy listener closes a batch every few milliseconds; the sender woken by the first
+    lets the next ones come, so a request carries many batches, not one each."""
+    gap = SEND_GATHER_SECONDS / 10
+    for batch in range(10):
+        delivery.add_metrics([_metric(batch * 10 + n) for n in range(10)])  # closes one job
+        time.sleep(gap)  # the pace of a listener; not a synchronisation
+    assert delivery.wait_idle(time.monotonic() + 10.0)
+    assert sum(endpoint.batches) == 100
+    assert len(endpoint.batches) <= 5, endpoint.batches  # one request per batch without it
+
+
+def test_a_flush_does_not_wait_for_a_sender_to_gather(
+    endpoint: FaultyEndpoint, delivery: Delivery
+) -> None:
+    """Each flush sends its partial batch at once: five flushes in a row take less than the
+    five gathering waits they would otherwise cost."""
+    started = time.monotonic()
+    for number in range(5):
+        delivery.add_metrics([_metric(number)])
+        delivery.send_pending()
+        assert delivery.wait_idle(time.monotonic() + 10.0)
+    assert time.monotonic() - started < 5 * SEND_GATHER_SECONDS
+    assert len(endpoint.batches) == 5
