@@ -120,21 +120,18 @@ class TelemetryQueueListener(logging.handlers.QueueListener):
         sentinel = getattr(self, "_sentinel", None)
         if first is sentinel:
             return first
-        waiting = min(records.qsize(), BURST - 1)
-        if not waiting:
-            return first
         burst = _Burst((first,))
         get, append = records.get_nowait, burst.append
-        for _ in range(waiting):
+        for _ in range(BURST - 1):
             try:
                 item = get()
-            except queue.Empty:  # another reader took it (a queue of the user's own)
+            except queue.Empty:
                 break
             if item is sentinel:  # the stdlib's loop must see it on its own
                 self._sentinel_met = True
                 break
             append(item)
-        return burst
+        return burst if len(burst) > 1 else first
 
     def _wake_handlers(self) -> None:
         for handler in self.telemetry_handlers:
