@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import enum
+import gc
 import logging
 import os
 import sys
@@ -83,11 +84,29 @@ def run_outside_logging_lock(work: Callable[[], None], name: str) -> None:
     timeout and spool events that had in fact been sent."""
     if holds_logging_lock():
         try:  # not a daemon: an exit that follows waits for it, within its timeout
-            threading.Thread(target=work, name=f"composio-telemetry-{name}").start()
+            start_thread(threading.Thread(target=work, name=f"composio-telemetry-{name}"))
             return
         except RuntimeError:  # Python 3.12 at exit: no new thread; wait here after all
             pass
     work()
+
+
+def start_thread(thread: threading.Thread) -> None:
+    """``thread.start()``, also where this thread holds logging's module lock (dictConfig,
+    or a signal that came in the middle of it). ``start`` waits until the new thread runs:
+    should its start-up collect garbage that holds a logging handler, logging's weakref
+    callback would wait for that lock, and both threads would wait forever. So nothing is
+    collected until it runs."""
+    if not holds_logging_lock():
+        thread.start()
+        return
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        thread.start()
+    finally:
+        if collecting:
+            gc.enable()
 
 
 # -- pipelines: drained at exit, reset in forked children ---------------------------------------

@@ -113,7 +113,7 @@ def _drain_then_terminate(signum: int, frame: FrameType | None) -> None:
             target=_runtime.drain_all, name="composio-telemetry-sigterm", daemon=True
         )
         try:
-            drain.start()
+            _runtime.start_thread(drain)
         except RuntimeError:  # the interpreter is exiting: no new thread; drain here
             _runtime.drain_all()
         else:

@@ -1,8 +1,10 @@
-"""The process-wide runtime: a platform without fork."""
+"""The process-wide runtime: a platform without fork, and threads started while logging's
+module lock is held."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 
 from composio_logtelemetry.devtools.receiver import Receiver
 from conftest import run_python
@@ -43,3 +45,36 @@ def test_the_pipeline_runs_where_the_platform_cannot_fork(receiver: Receiver) ->
     assert receiver.count("metric") == 3
     assert receiver.count("error") == 1
     assert "Traceback" not in result.stderr
+
+
+GARBAGE_IN_A_NEW_THREAD = """
+import gc, logging, threading
+from composio_logtelemetry import _runtime
+
+main = threading.main_thread()
+
+def like_remove_handler_ref(phase, info):
+    # What logging's weakref callback does when a collection frees a handler.
+    if phase == "start" and threading.current_thread() is not main:
+        with logging._lock:
+            pass
+
+done = threading.Event()
+with logging._lock:  # as dictConfig holds it while it closes the handlers it replaces
+    gc.callbacks.append(like_remove_handler_ref)
+    gc.set_threshold(1)  # the new thread's first allocations collect
+    _runtime.run_outside_logging_lock(done.set, "test")
+print("closed on its own thread:", done.wait(10))
+"""
+
+
+def test_a_close_under_logging_lock_starts_its_thread_without_deadlock() -> None:
+    """dictConfig closes handlers holding logging's lock; the close runs on a thread of its
+    own, whose start-up must not collect garbage (a handler's weakref callback needs that
+    lock, and the starting thread waits for the new one). Seen once on CI as a hang."""
+    try:
+        result = run_python(GARBAGE_IN_A_NEW_THREAD, timeout=30.0)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("deadlocked: the close thread never started") from None
+    assert result.returncode == 0, result.stderr
+    assert "closed on its own thread: True" in result.stdout
