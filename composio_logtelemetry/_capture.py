@@ -79,16 +79,33 @@ def error_from_exception(exc: BaseException) -> ErrorData:
 def snapshot(telemetry: Any, *, props: bool = False) -> Any:
     """``telemetry`` (or, with ``props``, an event's props) with the dicts, lists and sets in
     it copied, so that an event says what was true when it was logged even if the
-    application goes on changing the same dict (the listener reads it later). A part shared
-    by two fields, or a cycle, is one in the copy too.
+    application goes on changing the same dict (the listener reads it later). A container
+    shared by two parts, or a cycle, is one in the copy too.
 
     The logging thread pays at most for what ``to_json_safe`` will send: ``MAX_DEPTH``
     levels, ``MAX_ITEMS`` per container, ``MAX_COPIES`` containers in all; past that, and
     for any other mutable object, the listener reads the application's own value.
+
+    The usual telemetry, whose only containers are flat dicts (props, metadata), is copied
+    without the walk, in a third less time; a flat dict given to two fields is then copied
+    twice, which sends the same.
     """
     if type(telemetry) is not dict:
         return telemetry  # not a dict: invalid, and explained as it was given
+    copied = telemetry.copy()
+    if len(copied) <= MAX_ITEMS:
+        for key, value in copied.items():  # replacing values only: the size stays
+            kind = type(value)
+            if kind in _COPIED_TYPES:
+                if kind is not dict or len(value) > MAX_ITEMS or not _flat(value):
+                    return _copied(telemetry, 0, {}, props)
+                copied[key] = value.copy()
+        return copied
     return _copied(telemetry, 0, {}, props)
+
+
+def _flat(mapping: dict[Any, Any]) -> bool:
+    return _COPIED_TYPES.isdisjoint(map(type, mapping.values()))
 
 
 def _copied(value: Any, depth: int, copies: dict[int, Any], in_props: bool) -> Any:

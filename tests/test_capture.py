@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from composio_logtelemetry import (
     TelemetryFormatter,
 )
-from composio_logtelemetry._capture import MAX_COPIES, snapshot
-from composio_logtelemetry._sanitize import MAX_DEPTH
+from composio_logtelemetry._capture import MAX_COPIES, _copied, snapshot
+from composio_logtelemetry._sanitize import MAX_DEPTH, to_json_safe
 from hostile import Shipment, tagged_telemetry
 from records import formatted, make_record
 
@@ -34,6 +34,29 @@ def test_a_snapshot_keeps_the_values_of_the_moment() -> None:
         "props": {"step": 1, "seen": [1], "tags": ["a"], "args": {"q": {"deep": 1}}},
         "metadata": {},
     }
+
+
+def test_the_usual_telemetry_is_copied_apart_from_the_applications_dicts() -> None:
+    """Flat props and metadata take the short way; it copies them all the same."""
+    props, metadata = {"call": 1}, {"provider": "openai"}
+    telemetry = {"functionName": "F", "props": props, "metadata": metadata}
+    kept = snapshot(telemetry)
+    props["call"] = 2
+    metadata["provider"] = "other"
+    telemetry["functionName"] = "G"
+    assert kept == {"functionName": "F", "props": {"call": 1}, "metadata": {"provider": "openai"}}
+
+
+@settings(max_examples=300, deadline=None)
+@given(tagged=tagged_telemetry)
+def test_the_short_way_keeps_what_the_walk_keeps(tagged: tuple[bool, Any]) -> None:
+    """On any telemetry, the usual case's short way and the full walk keep what sends the
+    same (compared as sent: the walk's copies may hold cycles)."""
+    _, telemetry = tagged
+    if type(telemetry) is dict:
+        for props in (False, True):
+            short_way = to_json_safe(snapshot(telemetry, props=props))
+            assert short_way == to_json_safe(_copied(telemetry, 0, {}, props))
 
 
 def test_a_snapshot_keeps_cycles_and_shared_parts_as_they_were() -> None:
