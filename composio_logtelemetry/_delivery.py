@@ -195,7 +195,8 @@ class Delivery:
                 else:
                     break
             job = self._waiting.popleft()
-            self._hurry = bool(self._waiting) and self._hurry
+            if not self._waiting:
+                self._hurry = False  # the flush's batches are on their way
             self._waiting_bytes -= job.size
             if job.mergeable and self._waiting and self._waiting[0].mergeable:
                 job = self._merged(job)
